@@ -1,0 +1,283 @@
+-- Sends one event frame to a function's worker over its unix socket and reads the framed envelope back
+-- (docs/wire.md). Connections are kept in the cosocket keepalive pool (one pool per socket path); a function whose
+-- socket nobody listens on is cold-started through the supervisor's control socket.
+--
+-- call() returns the decoded envelope table, or nil, status, message for response.error(); the last value is always
+-- the function state for the X-FastFN-Function-State header ("cold" when this request started the worker).
+
+local ngx = ngx
+local tcp = ngx.socket.tcp
+local timer_at = ngx.timer.at
+local log = ngx.log
+local WARN = ngx.WARN
+local INFO = ngx.INFO
+local json = require("cjson.safe").new()
+local frame = require "fastfn.frame"
+
+local frame_header = frame.header
+local decode_len = frame.decode_len
+local encode_frame = frame.encode
+local max = math.max
+local floor = math.floor
+local type = type
+local tostring = tostring
+
+local _M = { _VERSION = "0.1.0" }
+
+local MAX_RESPONSE = frame.MAX_RESPONSE
+local CONTROL_MAX = 1048576
+local KEEPALIVE_MS = 60000
+local POOL_SIZE = 64
+
+local WARM, COLD = "warm", "cold"
+
+-- Connect errors that mean "nobody is listening there": worth a cold start.
+local MISSING = "socket file missing"
+local NOT_LISTENING = {
+    [MISSING] = true,
+    ["no such file or directory"] = true,
+    ["connection refused"] = true,
+}
+
+-- A reused connection that fails like this on its first read died while it idled in the pool.
+local DEAD_WHILE_IDLE = {
+    ["closed"] = true,
+    ["connection reset by peer"] = true,
+    ["broken pipe"] = true,
+}
+
+-- Whether a socket path exists. nginx logs a failed connect() to a missing unix socket at [crit] level (and
+-- lua_socket_log_errors cannot silence it), so the gateway looks before it connects: a missing socket file is the
+-- normal sign of a cold function. Without the FFI (plain Lua) every path is assumed to exist.
+local socket_exists
+do
+    local ok, ffi = pcall(require, "ffi")
+    if ok then
+        pcall(ffi.cdef, "int access(const char *pathname, int mode);")
+        local C = ffi.C
+        local errno = ffi.errno
+        local ENOENT, ENOTDIR = 2, 20
+        socket_exists = function(path)
+            if C.access(path, 0) == 0 then
+                return true
+            end
+            local e = errno()
+            return e ~= ENOENT and e ~= ENOTDIR
+        end
+    else
+        socket_exists = function()
+            return true
+        end
+    end
+end
+_M.socket_exists = socket_exists
+
+local control_path, control_uri, control_timeout
+
+--- Called once from init: where the supervisor listens and how long a cold start may take.
+function _M.configure(opts)
+    if type(opts.control_socket) ~= "string" or opts.control_socket == "" then
+        error("control_socket must be a non-empty string", 2)
+    end
+    local t = opts.cold_start_timeout_ms
+    if type(t) ~= "number" or t <= 0 then
+        error("cold_start_timeout_ms must be a positive number", 2)
+    end
+    control_path = opts.control_socket
+    control_uri = "unix:" .. control_path
+    control_timeout = t
+end
+
+--- Called once per catalog function at load: precomputes what every request to it needs.
+function _M.prepare(fn)
+    fn.sock_uri = "unix:" .. fn.socket
+    fn.connect_timeout_ms = max(50, floor(fn.timeout_ms * 0.2))
+    fn.ensure_frame = encode_frame(json.encode({ op = "ensure", ["function"] = fn.id }))
+    fn.timed_out_frame = encode_frame(json.encode({ op = "timed_out", ["function"] = fn.id }))
+end
+
+-- One request/response exchange with the supervisor. Returns the decoded reply table, or nil and an error.
+local function control_call(req)
+    if not socket_exists(control_path) then
+        return nil, "control socket " .. control_path .. " does not exist"
+    end
+    local sock = tcp()
+    sock:settimeouts(control_timeout, control_timeout, control_timeout)
+    local ok, err = sock:connect(control_uri)
+    if not ok then
+        return nil, "connect to control socket: " .. tostring(err)
+    end
+    ok, err = sock:send(req)
+    if not ok then
+        sock:close()
+        return nil, "send to control socket: " .. tostring(err)
+    end
+    local hdr
+    hdr, err = sock:receive(4)
+    if not hdr then
+        sock:close()
+        return nil, "read from control socket: " .. tostring(err)
+    end
+    local n
+    n, err = decode_len(hdr, CONTROL_MAX)
+    if not n then
+        sock:close()
+        return nil, "control socket reply: " .. err
+    end
+    local body
+    body, err = sock:receive(n)
+    sock:close()
+    if not body then
+        return nil, "read from control socket: " .. tostring(err)
+    end
+    local reply = json.decode(body)
+    if type(reply) ~= "table" then
+        return nil, "control socket reply is not a JSON object"
+    end
+    return reply
+end
+
+local function notify_timed_out(premature, fn)
+    if premature then
+        return
+    end
+    local _, err = control_call(fn.timed_out_frame)
+    if err then
+        log(INFO, "fastfn: timed_out notice for ", fn.id, " not delivered: ", err)
+    end
+end
+
+-- A request gave up waiting (504): tell the supervisor, which kills the stuck worker. Never delays the reply.
+local function timed_out(fn, request_id, what)
+    log(WARN, "fastfn: function ", fn.name, " (", fn.id, ") timed out (", what, "), request ", request_id)
+    local ok, err = timer_at(0, notify_timed_out, fn)
+    if not ok then
+        log(INFO, "fastfn: cannot schedule timed_out notice for ", fn.id, ": ", err)
+    end
+end
+
+local function connect(fn)
+    if not socket_exists(fn.socket) then
+        return nil, MISSING
+    end
+    local sock = tcp()
+    sock:settimeouts(fn.connect_timeout_ms, fn.timeout_ms, fn.timeout_ms)
+    local ok, err = sock:connect(fn.sock_uri)
+    if not ok then
+        return nil, err
+    end
+    return sock
+end
+
+-- A connection to the function's worker, cold-starting it when nobody listens. With `fresh`, pooled connections are
+-- discarded until a new one is opened (after a pooled one turned out dead, the rest of the pool is suspect too).
+-- Returns sock, state; or nil, status, message, state.
+local function open(fn, request_id, fresh)
+    local sock, err = connect(fn)
+    if fresh then
+        local drained = 0
+        while sock and sock:getreusedtimes() > 0 and drained <= POOL_SIZE do
+            sock:close()
+            drained = drained + 1
+            sock, err = connect(fn)
+        end
+    end
+    if sock then
+        return sock, WARM
+    end
+    if err == "timeout" then
+        timed_out(fn, request_id, "connect")
+        return nil, 504, "runtime timeout", WARM
+    end
+    if not NOT_LISTENING[err] then
+        log(WARN, "fastfn: function ", fn.name, " (", fn.id, "): connect: ", err, ", request ", request_id)
+        return nil, 503, "runtime down", WARM
+    end
+
+    local reply, cerr = control_call(fn.ensure_frame)
+    if not reply or reply.ok ~= true then
+        log(WARN, "fastfn: cold start of ", fn.name, " (", fn.id, ") failed: ",
+            cerr or tostring(reply.error), ", request ", request_id)
+        return nil, 503, "runtime down", COLD
+    end
+    sock, err = connect(fn)
+    if not sock then
+        log(WARN, "fastfn: function ", fn.name, " (", fn.id, "): connect after cold start: ", err,
+            ", request ", request_id)
+        return nil, 503, "runtime down", COLD
+    end
+    return sock, COLD
+end
+
+--- Sends payload (the encoded {"event": …}) to fn's worker. Returns envelope, nil, nil, state on success, or
+-- nil, status, message, state.
+function _M.call(fn, payload, request_id)
+    local sock, state, msg, st = open(fn, request_id, false)
+    if not sock then
+        return nil, state, msg, st
+    end
+    local req = { frame_header(#payload), payload }
+
+    for attempt = 1, 2 do
+        local retry = attempt == 1 and sock:getreusedtimes() > 0
+        local ok, err = sock:send(req)
+        local hdr
+        if ok then
+            hdr, err = sock:receive(4)
+        end
+        if not hdr then
+            sock:close()
+            if err == "timeout" then
+                timed_out(fn, request_id, ok and "read" or "send")
+                return nil, 504, "runtime timeout", state
+            end
+            if not (retry and (not ok or DEAD_WHILE_IDLE[err])) then
+                log(WARN, "fastfn: function ", fn.name, " (", fn.id, "): ", ok and "read" or "send", ": ", err,
+                    ", request ", request_id)
+                return nil, 502, "runtime error", state
+            end
+            -- The pooled connection died while idle: once more on a new one (which may cold-start).
+            local status, s2
+            sock, status, msg, s2 = open(fn, request_id, true)
+            if not sock then
+                return nil, status, msg, s2
+            end
+            state = status
+        else
+            local n, lerr = decode_len(hdr, MAX_RESPONSE)
+            if not n then
+                sock:close()
+                log(WARN, "fastfn: function ", fn.name, " (", fn.id, "): bad frame: ", lerr, ", request ",
+                    request_id)
+                return nil, 502, "invalid runtime response", state
+            end
+            local body
+            body, err = sock:receive(n)
+            if not body then
+                sock:close()
+                if err == "timeout" then
+                    timed_out(fn, request_id, "read")
+                    return nil, 504, "runtime timeout", state
+                end
+                log(WARN, "fastfn: function ", fn.name, " (", fn.id, "): read: ", err, ", request ", request_id)
+                return nil, 502, "runtime error", state
+            end
+            local env = json.decode(body)
+            if type(env) ~= "table" then
+                sock:close()
+                log(WARN, "fastfn: function ", fn.name, " (", fn.id, "): response frame is not a JSON object",
+                    ", request ", request_id)
+                return nil, 502, "invalid runtime response", state
+            end
+            ok, err = sock:setkeepalive(KEEPALIVE_MS, POOL_SIZE)
+            if not ok then
+                log(INFO, "fastfn: keepalive for ", fn.id, " refused: ", err)
+            end
+            return env, nil, nil, state
+        end
+    end
+    -- Not reached: the second attempt always returns.
+    return nil, 502, "runtime error", state
+end
+
+return _M

@@ -1,0 +1,506 @@
+"""Tests of the Python worker, run as a real process on a real unix socket handed over as fd 3.
+
+    python3 -m unittest discover -s runtimes/python -v
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORKER = os.path.join(HERE, "worker.py")
+LAUNCHER = os.path.join(HERE, "..", "testing", "launch_with_socket.py")
+PYTHON = sys.executable
+DEADLINE = 10.0  # seconds to wait for any observable event before failing
+
+# One handler file serves most cases: `handler` dispatches on the event path, so one worker covers every return
+# shape. Other symbols are picked with FN_HANDLER_NAME.
+HANDLERS = textwrap.dedent(
+    '''
+    import asyncio, time
+
+    CASES = {
+        "dict": lambda e: {"hello": "wörld", "method": e.get("method")},
+        "envelope": lambda e: {"status": 201, "headers": {"X-Multi": ["a", 2], "X-Num": 5, "X-None": None},
+                               "body": "made"},
+        "status_code": lambda e: {"statusCode": 202, "body": {"ok": True}},
+        "own_type": lambda e: {"status": 200, "headers": {"content-type": "application/vnd.api+json"}, "body": [1]},
+        "bytes": lambda e: {"status": 200, "headers": {"Content-Type": "image/png"}, "body": b"\\x89PNG\\x00"},
+        "b64_alias": lambda e: {"statusCode": 200, "isBase64Encoded": True, "body": "AAE="},
+        "b64_pair": lambda e: {"status": 200, "is_base64": True, "body_base64": "AAE="},
+        "none_body": lambda e: {"status": 204, "body": None},
+        "int_body": lambda e: {"status": 200, "body": 42},
+        "no_headers": lambda e: {"status": 200, "body": "x"},
+        "tuple1": lambda e: ("just body",),
+        "tuple2": lambda e: ({"a": 1}, 404),
+        "tuple3": lambda e: ("t", 418, {"X-T": "1"}),
+        "tuple_bytes": lambda e: (b"\\x00\\x01", 200),
+        "list": lambda e: [1, 2],
+        "str": lambda e: "nope",
+        "none": lambda e: None,
+        "number": lambda e: 7,
+        "status_bool": lambda e: {"status": True, "body": ""},
+        "status_600": lambda e: {"status": 600, "body": ""},
+        "status_str": lambda e: {"status": "200", "body": ""},
+        "nan": lambda e: {"x": float("nan")},
+        "unserialisable": lambda e: {"x": object()},
+    }
+
+    def boom(e):
+        raise RuntimeError("kaboom")
+
+    def sleep(e):
+        seconds = float(e["query"]["s"])
+        time.sleep(seconds)
+        return {"slept": seconds}
+
+    def printer(e):
+        print("hello from handler")
+        return {"printed": True}
+
+    def handler(event):
+        name = event["path"].strip("/")
+        if name == "boom":
+            return boom(event)
+        if name == "sleep":
+            return sleep(event)
+        if name == "print":
+            return printer(event)
+        return CASES[name](event)
+
+    async def async_handler(event):
+        await asyncio.sleep(0.01)
+        return {"async": True, "path": event["path"]}
+
+    async def async_boom(event):
+        await asyncio.sleep(0)
+        raise ValueError("async kaboom")
+
+    def with_params(event, id, missing="default"):
+        return {"id": id, "missing": missing}
+
+    def with_kwargs(event, **kw):
+        return {"kw": kw}
+
+    not_callable = 3
+    '''
+)
+
+
+def event(path="/dict", rid="req-1-2-000001", **extra):
+    ev = {"id": rid, "method": "GET", "path": path, "query": {}, "params": {}, "headers": {}}
+    ev.update(extra)
+    return ev
+
+
+def encode_frame(obj):
+    data = json.dumps(obj).encode("utf-8")
+    return struct.pack(">I", len(data)) + data
+
+
+def recv_exact(sock, n):
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return bytes(buf)
+
+
+def recv_frame(sock):
+    """The next frame as an object, or None when the worker closed the connection."""
+    head = recv_exact(sock, 4)
+    if head is None:
+        return None
+    (n,) = struct.unpack(">I", head)
+    return json.loads(recv_exact(sock, n).decode("utf-8"))
+
+
+def assert_closed(test, sock):
+    try:
+        test.assertEqual(sock.recv(1), b"")
+    except ConnectionResetError:
+        pass  # a close with unread request bytes may surface as a reset: still closed
+
+
+class Worker:
+    """A worker process serving one handler file, with stdout/stderr captured to files."""
+
+    def __init__(self, source, name=None, mode="run", extra_env=None, files=None):
+        self.dir = tempfile.mkdtemp(prefix="fastfn-pyworker-")
+        self.fn_dir = os.path.join(self.dir, "fn")
+        os.mkdir(self.fn_dir)
+        self.handler_path = os.path.join(self.fn_dir, "handler.py")
+        for name_, text in {**(files or {}), "handler.py": source}.items():
+            with open(os.path.join(self.fn_dir, name_), "w", encoding="utf-8") as f:
+                f.write(text)
+        self.sock_path = os.path.join(self.dir, "worker.sock")
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "FN_RUNTIME": "python",
+            "FN_FUNCTION_NAME": "py/test",
+            "FN_FUNCTION_DIR": self.fn_dir,
+            "FN_HANDLER_PATH": self.handler_path,
+            "FN_MODE": mode,
+        }
+        if name:
+            env["FN_HANDLER_NAME"] = name
+        env.update(extra_env or {})
+        self.stdout_path = os.path.join(self.dir, "stdout")
+        self.stderr_path = os.path.join(self.dir, "stderr")
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                [PYTHON, LAUNCHER, self.sock_path, "--", PYTHON, WORKER],
+                env=env, cwd=self.fn_dir, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+            )
+        self.wait_ready()
+
+    def connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(DEADLINE)
+        try:
+            sock.connect(self.sock_path)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def wait_ready(self):
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            try:
+                with self.connect() as sock:
+                    sock.sendall(encode_frame({"op": "ping"}))
+                    if recv_frame(sock) is not None:
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"worker never answered ping; stderr:\n{self.stderr()}")
+            time.sleep(0.01)
+
+    def request(self, obj):
+        with self.connect() as sock:
+            sock.sendall(encode_frame(obj))
+            return recv_frame(sock)
+
+    def call(self, path="/dict", **kw):
+        return self.request({"event": event(path, **kw)})
+
+    def stderr(self):
+        with open(self.stderr_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def stdout(self):
+        with open(self.stdout_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class WorkerCase(unittest.TestCase):
+    """Shares one run-mode worker on HANDLERS across the tests of a class."""
+
+    name = None
+    mode = "run"
+    extra_env = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.worker = Worker(HANDLERS, name=cls.name, mode=cls.mode, extra_env=cls.extra_env)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.worker.stop()
+
+
+class TestReturnShapes(WorkerCase):
+    def test_ping(self):
+        reply = self.worker.request({"op": "ping"})
+        self.assertEqual(reply, {"op": "pong", "pid": self.worker.proc.pid})  # the launcher execs: same pid
+
+    def test_dict_is_json(self):
+        reply = self.worker.call("/dict")
+        self.assertEqual(reply["status"], 200)
+        self.assertEqual(reply["headers"], {"Content-Type": "application/json"})
+        self.assertEqual(reply["body"], '{"hello":"wörld","method":"GET"}')  # compact, UTF-8 kept
+
+    def test_envelope_passthrough(self):
+        reply = self.worker.call("/envelope")
+        self.assertEqual(reply, {"status": 201, "headers": {"X-Multi": ["a", "2"], "X-Num": "5"}, "body": "made"})
+
+    def test_status_code_alias_and_json_body(self):
+        reply = self.worker.call("/status_code")
+        self.assertEqual(reply, {"status": 202, "headers": {"Content-Type": "application/json"}, "body": '{"ok":true}'})
+
+    def test_existing_content_type_kept(self):
+        reply = self.worker.call("/own_type")
+        self.assertEqual(reply["headers"], {"content-type": "application/vnd.api+json"})
+        self.assertEqual(reply["body"], "[1]")
+
+    def test_bytes_body_is_base64(self):
+        reply = self.worker.call("/bytes")
+        self.assertEqual(reply, {"status": 200, "headers": {"Content-Type": "image/png"}, "is_base64": True,
+                                 "body_base64": "iVBORwA="})
+
+    def test_base64_aliases(self):
+        for path in ("/b64_alias", "/b64_pair"):
+            reply = self.worker.call(path)
+            self.assertTrue(reply["is_base64"], path)
+            self.assertEqual(reply["body_base64"], "AAE=")
+            self.assertNotIn("body", reply)
+
+    def test_body_conversions(self):
+        self.assertEqual(self.worker.call("/none_body"), {"status": 204, "headers": {}, "body": ""})
+        self.assertEqual(self.worker.call("/int_body")["body"], "42")
+        self.assertEqual(self.worker.call("/no_headers"), {"status": 200, "headers": {}, "body": "x"})
+
+    def test_tuples(self):
+        self.assertEqual(self.worker.call("/tuple1"), {"status": 200, "headers": {}, "body": "just body"})
+        self.assertEqual(self.worker.call("/tuple2"),
+                         {"status": 404, "headers": {"Content-Type": "application/json"}, "body": '{"a":1}'})
+        self.assertEqual(self.worker.call("/tuple3"), {"status": 418, "headers": {"X-T": "1"}, "body": "t"})
+        reply = self.worker.call("/tuple_bytes")
+        self.assertEqual((reply["is_base64"], reply["body_base64"]), (True, "AAE="))
+
+    def test_invalid_returns_are_handler_errors(self):
+        for path in ("/list", "/str", "/none", "/number", "/status_bool", "/status_600", "/status_str", "/nan",
+                     "/unserialisable"):
+            reply = self.worker.call(path, rid="req-bad")
+            self.assertEqual(reply["status"], 500, path)
+            self.assertEqual(json.loads(reply["body"]), {"error": "internal error", "request_id": "req-bad"},
+                             path)
+        self.assertIn("[req-bad] InvalidResponse: handler response must be an object or tuple, got list",
+                      self.worker.stderr())
+
+    def test_handler_exception_run_mode(self):
+        reply = self.worker.call("/boom", rid="req-boom-1")
+        self.assertEqual(reply["status"], 500)
+        self.assertEqual(reply["headers"], {"Content-Type": "application/json"})
+        self.assertEqual(json.loads(reply["body"]), {"error": "internal error", "request_id": "req-boom-1"})
+        err = self.worker.stderr()
+        self.assertIn("[req-boom-1] Traceback", err)
+        self.assertIn("RuntimeError: kaboom", err)
+        self.assertNotIn("worker.py", err)  # the trace starts in the user's code
+
+    def test_handler_print_reaches_stdout(self):
+        self.assertEqual(self.worker.call("/print")["status"], 200)
+        deadline = time.monotonic() + DEADLINE
+        while "hello from handler" not in self.worker.stdout():
+            self.assertLess(time.monotonic(), deadline, "handler output never flushed")
+            time.sleep(0.01)
+
+    def test_many_requests_on_one_connection(self):
+        with self.worker.connect() as sock:
+            for i in range(50):
+                sock.sendall(encode_frame({"event": event("/dict", rid=f"req-{i}")}))
+                self.assertEqual(recv_frame(sock)["status"], 200)
+            sock.sendall(encode_frame({"op": "ping"}))
+            self.assertEqual(recv_frame(sock)["op"], "pong")
+
+    def test_pipelined_frames_in_one_write(self):
+        with self.worker.connect() as sock:
+            sock.sendall(encode_frame({"op": "ping"}) + encode_frame({"event": event("/tuple1")}))
+            self.assertEqual(recv_frame(sock)["op"], "pong")
+            self.assertEqual(recv_frame(sock)["body"], "just body")
+
+    def test_frame_split_into_single_bytes(self):
+        data = encode_frame({"event": event("/dict")}) * 2
+        with self.worker.connect() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            for i in range(len(data)):
+                sock.send(data[i:i + 1])
+            self.assertEqual(recv_frame(sock)["status"], 200)
+            self.assertEqual(recv_frame(sock)["status"], 200)
+
+    def test_concurrent_connections(self):
+        slow, fast = self.worker.connect(), self.worker.connect()
+        with slow, fast:
+            started = time.monotonic()
+            slow.sendall(encode_frame({"event": event("/sleep", query={"s": "0.5"})}))
+            fast.sendall(encode_frame({"event": event("/dict")}))
+            self.assertEqual(recv_frame(fast)["status"], 200)
+            self.assertLess(time.monotonic() - started, 0.4, "fast request waited for the slow one")
+            self.assertEqual(json.loads(recv_frame(slow)["body"]), {"slept": 0.5})
+            self.assertGreaterEqual(time.monotonic() - started, 0.5)
+
+    def test_oversize_frame_gets_413_then_close(self):
+        with self.worker.connect() as sock:
+            sock.sendall(struct.pack(">I", 8 * 1024 * 1024 + 1) + b'{"event":')
+            reply = recv_frame(sock)
+            self.assertEqual(reply, {"status": 413, "headers": {"Content-Type": "application/json"},
+                                     "body": '{"error":"payload too large"}'})
+            assert_closed(self, sock)
+
+    def test_garbage_gets_400_then_close(self):
+        for body in (b"{not json", b"[1,2,3]", b'"str"', b'{"neither":1}', b'{"event":"x"}'):
+            with self.worker.connect() as sock:
+                sock.sendall(struct.pack(">I", len(body)) + body)
+                reply = recv_frame(sock)
+                self.assertEqual(reply["status"], 400, body)
+                self.assertEqual(json.loads(reply["body"]), {"error": "invalid request frame"})
+                assert_closed(self, sock)
+
+    def test_tiny_length_just_closes(self):
+        for length in (0, 1):
+            with self.worker.connect() as sock:
+                sock.sendall(struct.pack(">I", length) + b"{}")
+                assert_closed(self, sock)
+
+    def test_empty_and_truncated_connections_tolerated(self):
+        for junk in (b"", b"\x00\x00", struct.pack(">I", 100) + b'{"op"'):
+            with self.worker.connect() as sock:
+                sock.sendall(junk)
+        self.assertEqual(self.worker.request({"op": "ping"})["op"], "pong")
+        self.assertIsNone(self.worker.proc.poll())
+
+
+class TestDevMode(WorkerCase):
+    mode = "dev"
+
+    def test_detail_only_in_dev(self):
+        reply = self.worker.call("/boom", rid="req-dev")
+        self.assertEqual(json.loads(reply["body"]),
+                         {"error": "internal error", "request_id": "req-dev", "detail": "RuntimeError: kaboom"})
+
+    def test_invalid_response_detail(self):
+        body = json.loads(self.worker.call("/str")["body"])
+        self.assertEqual(body["detail"], "InvalidResponse: handler response must be an object or tuple, got str")
+
+
+class TestAsync(WorkerCase):
+    name = "async_handler"
+
+    def test_async_handler(self):
+        with self.worker.connect() as sock:  # the per-connection loop is reused across requests
+            for path in ("/a", "/b"):
+                sock.sendall(encode_frame({"event": event(path)}))
+                self.assertEqual(json.loads(recv_frame(sock)["body"]), {"async": True, "path": path})
+
+
+class TestAsyncError(WorkerCase):
+    name = "async_boom"
+    mode = "dev"
+
+    def test_async_exception(self):
+        reply = self.worker.call("/x", rid="req-async")
+        self.assertEqual(reply["status"], 500)
+        self.assertEqual(json.loads(reply["body"])["detail"], "ValueError: async kaboom")
+        self.assertIn("[req-async] Traceback", self.worker.stderr())
+
+
+class TestParamInjection(unittest.TestCase):
+    def test_named_params(self):
+        w = Worker(HANDLERS, name="with_params")
+        try:
+            reply = w.call("/x", params={"id": "42", "other": "ignored"})
+            self.assertEqual(json.loads(reply["body"]), {"id": "42", "missing": "default"})
+            reply = w.call("/x", params={"id": "7", "missing": "given"})
+            self.assertEqual(json.loads(reply["body"]), {"id": "7", "missing": "given"})
+        finally:
+            w.stop()
+
+    def test_kwargs_get_every_param(self):
+        w = Worker(HANDLERS, name="with_kwargs")
+        try:
+            reply = w.call("/x", params={"id": "1", "slug": "a-b", "event": "not injected"})
+            self.assertEqual(json.loads(reply["body"]), {"kw": {"id": "1", "slug": "a-b"}})
+            self.assertEqual(json.loads(w.call("/x")["body"]), {"kw": {}})
+        finally:
+            w.stop()
+
+
+class TestLoading(unittest.TestCase):
+    def check_broken(self, source, name=None, expect_detail=None):
+        w = Worker(source, name=name, mode="dev")
+        try:
+            for i in range(3):
+                reply = w.call("/x", rid=f"req-load-{i}")
+                self.assertEqual(reply["status"], 500)
+                body = json.loads(reply["body"])
+                self.assertEqual(body["request_id"], f"req-load-{i}")
+                self.assertIn(expect_detail, body["detail"])
+            self.assertEqual(w.request({"op": "ping"})["op"], "pong")  # still serving
+            self.assertEqual(w.stderr().count("cannot load handler"), 1)  # reported once, not per request
+        finally:
+            w.stop()
+
+    def test_syntax_error(self):
+        self.check_broken("def handler(event)\n    return {}\n", expect_detail="SyntaxError")
+
+    def test_exception_at_import(self):
+        self.check_broken("raise ImportError('no such dependency')\n", expect_detail="ImportError: no such dependency")
+
+    def test_missing_symbol(self):
+        self.check_broken(HANDLERS, name="nope", expect_detail="AttributeError")
+
+    def test_not_callable(self):
+        self.check_broken(HANDLERS, name="not_callable", expect_detail="TypeError")
+
+    def test_main_fallback_and_local_imports(self):
+        w = Worker("import helper\n\ndef main(event):\n    return {'from': helper.NAME}\n",
+                   files={"helper.py": "NAME = 'helper'\n"})
+        try:
+            self.assertEqual(json.loads(w.call("/x")["body"]), {"from": "helper"})
+            self.assertFalse(os.path.exists(os.path.join(w.fn_dir, "__pycache__")))
+        finally:
+            w.stop()
+
+
+class TestProcess(unittest.TestCase):
+    def test_sigterm_exits_zero(self):
+        w = Worker(HANDLERS)
+        try:
+            idle = w.connect()  # an open keepalive connection must not hold the worker up
+            w.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(w.proc.wait(timeout=DEADLINE), 0)
+            idle.close()
+        finally:
+            w.stop()
+
+    def test_sigterm_during_request(self):
+        w = Worker(HANDLERS)
+        try:
+            sock = w.connect()
+            sock.sendall(encode_frame({"event": event("/sleep", query={"s": "5"})}))
+            time.sleep(0.1)
+            started = time.monotonic()
+            w.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(w.proc.wait(timeout=DEADLINE), 0)
+            self.assertLess(time.monotonic() - started, 2)
+            sock.close()
+        finally:
+            w.stop()
+
+    def test_missing_env_exits_2(self):
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        for extra in ({}, {"FN_WORKER_LISTEN_FD": "3"}, {"FN_HANDLER_PATH": "/x.py"}):
+            proc = subprocess.run([PYTHON, WORKER], env={**env, **extra}, capture_output=True, timeout=DEADLINE)
+            self.assertEqual(proc.returncode, 2)
+            self.assertIn(b"not set", proc.stderr)
+
+    def test_fd_not_a_socket_exits_2(self):
+        proc = subprocess.run(
+            [PYTHON, WORKER], env={"FN_WORKER_LISTEN_FD": "0", "FN_HANDLER_PATH": "/x.py"},
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=DEADLINE,
+        )
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn(b"not a listening socket", proc.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,407 @@
+#!/usr/bin/env python3
+"""fastfn Python worker: one process serves one function (docs/wire.md, docs/event.md).
+
+The supervisor hands us an already-listening unix socket on fd 3. We load the handler once, then answer framed
+requests (4-byte big-endian length + UTF-8 JSON object): one thread per connection, requests sequential within a
+connection. Per request we only decode, call, normalise and encode. Standard library only.
+"""
+
+import asyncio
+import base64
+import errno
+import importlib.util
+import inspect
+import json
+import os
+import re
+import select
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+import traceback
+
+HEADER = struct.Struct(">I")
+DEFAULT_MAX_FRAME = 8 * 1024 * 1024
+ENVELOPE_KEYS = frozenset(
+    ("status", "statusCode", "headers", "body", "body_base64", "is_base64", "isBase64Encoded")
+)
+JSON_TYPE = "application/json"
+
+# Built once: json.dumps() with non-default arguments constructs a new encoder on every call.
+# allow_nan=False because NaN/Infinity are not JSON and the gateway would reject the frame.
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+class InvalidResponse(Exception):
+    """The handler returned something that cannot become a response envelope."""
+
+
+def frame(obj):
+    data = _encode(obj).encode("utf-8")
+    return HEADER.pack(len(data)) + data
+
+
+def error_frame(status, message):
+    return frame({"status": status, "headers": {"Content-Type": JSON_TYPE}, "body": _encode({"error": message})})
+
+
+TOO_LARGE = error_frame(413, "payload too large")
+BAD_FRAME = error_frame(400, "invalid request frame")
+PONG = frame({"op": "pong", "pid": os.getpid()})
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Loading the handler (once, before serving)
+
+
+class Handler:
+    """The user function plus what we learned about its signature at load time."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.param_names = ()  # parameters after `event` that event.params may fill by name
+        self.var_kw = False  # handler has **kwargs: it gets every route parameter
+        self.event_name = None  # name of the `event` parameter, never passed as a keyword
+        try:
+            params = list(inspect.signature(fn).parameters.values())
+        except (TypeError, ValueError):  # some builtins/C callables have no signature: call with event only
+            return
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        if params and params[0].kind in positional:
+            if params[0].kind == inspect.Parameter.POSITIONAL_OR_KEYWORD:
+                self.event_name = params[0].name
+            params = params[1:]
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        self.param_names = tuple(p.name for p in params if p.kind in named)
+        self.var_kw = any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params)
+
+    def __call__(self, event):
+        if not (self.param_names or self.var_kw):
+            return self.fn(event)
+        params = event.get("params")
+        if not isinstance(params, dict) or not params:
+            return self.fn(event)
+        if self.var_kw:
+            kwargs = {k: v for k, v in params.items() if k != self.event_name}
+        else:
+            kwargs = {k: params[k] for k in self.param_names if k in params}
+        return self.fn(event, **kwargs)
+
+
+def load_handler(path, name, function_dir, function_name):
+    # The function's own modules and vendored deps must win over anything else on the path; the worker's own
+    # folder (sys.path[0] when run as a script) must not leak into the function's imports.
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    if function_dir and function_dir not in sys.path:
+        sys.path.insert(0, function_dir)
+    # A unique module name so the handler file can never shadow (or be shadowed by) a module it imports.
+    module_name = "fastfn_handler_" + re.sub(r"\W", "_", function_name or "function")
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load a Python module from {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses, pickle and typing resolve classes through sys.modules
+    spec.loader.exec_module(module)
+    fn = getattr(module, name, None)
+    if fn is None and name == "handler":
+        fn = getattr(module, "main", None)
+    if fn is None:
+        looked = "`handler` or `main`" if name == "handler" else f"`{name}`"
+        raise AttributeError(f"{path} defines no {looked}")
+    if not callable(fn):
+        raise TypeError(f"`{name}` in {path} is not callable")
+    return Handler(fn)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Normalising what the handler returns (docs/event.md "What a handler returns")
+
+
+def _json_body(value):
+    try:
+        return _encode(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidResponse(f"response body is not JSON-serialisable: {exc}") from None
+
+
+def _headers(raw):
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InvalidResponse(f"response headers must be a dict, got {type(raw).__name__}")
+    out = {}
+    for name, value in raw.items():
+        if value is None:  # an unset header, not the text "None"
+            continue
+        if isinstance(value, (list, tuple)):
+            out[str(name)] = [v if isinstance(v, str) else str(v) for v in value]
+        else:
+            out[str(name)] = value if isinstance(value, str) else str(value)
+    return out
+
+
+def _status(value):
+    # bool is an int subclass, but True is not a status code.
+    if type(value) is not int or not 100 <= value <= 599:
+        raise InvalidResponse(f"response status must be an int 100..599, got {value!r}")
+    return value
+
+
+def _b64_text(value):
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("ascii")
+    if not isinstance(value, str):
+        raise InvalidResponse(f"base64 body must be a string, got {type(value).__name__}")
+    return value
+
+
+def _envelope(status, headers, body, base64_body=None):
+    status = _status(status)
+    headers = _headers(headers)
+    if base64_body is not None:
+        return {"status": status, "headers": headers, "is_base64": True, "body_base64": _b64_text(base64_body)}
+    if body is None:
+        text = ""
+    elif isinstance(body, str):
+        text = body
+    elif isinstance(body, (bytes, bytearray, memoryview)):
+        encoded = base64.b64encode(body).decode("ascii")
+        return {"status": status, "headers": headers, "is_base64": True, "body_base64": encoded}
+    elif isinstance(body, (dict, list)):
+        text = _json_body(body)
+        if not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = JSON_TYPE
+    else:
+        text = str(body)
+    return {"status": status, "headers": headers, "body": text}
+
+
+def normalise(result):
+    if isinstance(result, dict):
+        if ENVELOPE_KEYS.isdisjoint(result):
+            return {"status": 200, "headers": {"Content-Type": JSON_TYPE}, "body": _json_body(result)}
+        status = result["status"] if "status" in result else result.get("statusCode", 200)
+        base64_body = None
+        if "body_base64" in result and result.get("is_base64", True):
+            base64_body = result["body_base64"]
+        elif result.get("isBase64Encoded") and isinstance(result.get("body"), str):
+            base64_body = result["body"]  # a bytes body is raw bytes and gets encoded below
+        return _envelope(status, result.get("headers"), result.get("body"), base64_body)
+    if isinstance(result, tuple) and 1 <= len(result) <= 3:
+        body, status, headers = tuple(result) + (200, None)[len(result) - 1:]
+        return _envelope(status, headers, body)
+    raise InvalidResponse(f"handler response must be an object or tuple, got {type(result).__name__}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Serving
+
+
+class Worker:
+    def __init__(self, handler, load_error, dev, max_frame):
+        self.handler = handler
+        self.load_error = load_error  # "<Type>: <message>" when loading failed, else None
+        self.dev = dev
+        self.max_frame = max_frame
+
+    def internal_error(self, request_id, detail):
+        payload = {"error": "internal error", "request_id": request_id}
+        if self.dev and detail:
+            payload["detail"] = detail
+        return frame({"status": 500, "headers": {"Content-Type": JSON_TYPE}, "body": _encode(payload)})
+
+    def handle_event(self, event, conn_state):
+        """Call the handler on one event and return the response frame (bytes)."""
+        request_id = event.get("id")
+        if not isinstance(request_id, str):
+            context = event.get("context")
+            request_id = context.get("request_id") if isinstance(context, dict) else None
+            request_id = request_id if isinstance(request_id, str) else "-"
+        if self.handler is None:
+            return self.internal_error(request_id, self.load_error)
+        try:
+            result = self.handler(event)
+            if inspect.isawaitable(result):
+                result = conn_state.loop().run_until_complete(result)
+        except BaseException as exc:  # noqa: BLE001 - anything the handler raises is a 500, never a dead worker
+            sys.stderr.write(f"[{request_id}] {format_user_traceback(exc)}")
+            return self.internal_error(request_id, f"{type(exc).__name__}: {exc}")
+        finally:
+            flush_stdout()  # so the handler's prints reach the supervisor's log now, not at exit
+        try:
+            envelope = normalise(result)
+            # Encode here so an unencodable string (a lone surrogate) is reported as this handler's error.
+            return frame(envelope)
+        except Exception as exc:  # noqa: BLE001
+            detail = f"{type(exc).__name__}: {exc}"
+            sys.stderr.write(f"[{request_id}] {detail}\n")
+            return self.internal_error(request_id, detail)
+
+    def reply(self, body, conn_state):
+        """Answer one request frame: (bytes to send, keep the connection open)."""
+        try:
+            # Lenient decoding: a stray invalid byte in the raw request body must not kill the request.
+            request = json.loads(body.decode("utf-8", "replace"))
+        except (ValueError, RecursionError):
+            return BAD_FRAME, False
+        if not isinstance(request, dict):
+            return BAD_FRAME, False
+        event = request.get("event")
+        if isinstance(event, dict):
+            return self.handle_event(event, conn_state), True
+        if request.get("op") == "ping":
+            return PONG, True
+        return BAD_FRAME, False
+
+    def serve_connection(self, conn):
+        state = ConnState()
+        # A buffered reader does few recv() syscalls per frame; read(n) blocks until n bytes or EOF.
+        rfile = conn.makefile("rb")
+        try:
+            while True:
+                head = rfile.read(4)
+                if len(head) < 4:
+                    return  # clean close between frames (or a truncated header): nothing to answer
+                (length,) = HEADER.unpack(head)
+                if length > self.max_frame:
+                    conn.sendall(TOO_LARGE)  # answer without reading the body, then close
+                    return
+                if length < 2:
+                    return
+                body = rfile.read(length)
+                if len(body) < length:
+                    return
+                answer, keep = self.reply(body, state)
+                conn.sendall(answer)
+                if not keep:
+                    return
+        except OSError:
+            return  # peer reset or went away mid-frame: nobody left to answer
+        finally:
+            state.close()
+            rfile.close()
+            conn.close()
+
+
+def flush_stdout():
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):  # stdout closed or its reader gone: not the request's problem
+        pass
+
+
+_ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
+
+
+def format_user_traceback(exc):
+    # Drop the leading frames of this file, asyncio and importlib, so the trace starts in the user's code.
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename != __file__ and not filename.startswith((_ASYNCIO_DIR, "<frozen ")):
+            break
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+class ConnState:
+    """Per-connection (hence per-thread) state: the asyncio loop for async handlers, created on first use."""
+
+    __slots__ = ("_loop",)
+
+    def __init__(self):
+        self._loop = None
+
+    def loop(self):
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)  # so handlers calling asyncio.get_event_loop() find it
+        return self._loop
+
+    def close(self):
+        if self._loop is not None:
+            try:
+                self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            finally:
+                self._loop.close()
+
+
+def accept_loop(listener, worker):
+    # The main thread waits in poll() on the listener and a signal wake-up pipe: a SIGTERM delivered to any thread
+    # writes to the pipe, so the main thread wakes and runs the Python-level handler at once.
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    listen_fd = listener.fileno()
+    poller = select.poll()
+    poller.register(listen_fd, select.POLLIN)
+    poller.register(wake_r, select.POLLIN)
+    while True:
+        ready = poller.poll()
+        if not any(fd == listen_fd for fd, _ in ready):
+            os.read(wake_r, 512)  # a signal that did not end the process (none today): drain and go on
+            continue
+        try:
+            conn, _ = listener.accept()
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                time.sleep(0.05)  # out of descriptors: don't spin; the gateway will retry
+            continue
+        threading.Thread(target=worker.serve_connection, args=(conn,), daemon=True).start()
+
+
+def on_terminate(signum, frame_):
+    # os._exit, not sys.exit: handler threads mid-request or user atexit hooks (e.g. a ThreadPoolExecutor join)
+    # must not delay a shutdown the supervisor asked for.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001
+            pass
+    os._exit(0)
+
+
+def main():
+    env = os.environ
+    fd_text, handler_path = env.get("FN_WORKER_LISTEN_FD"), env.get("FN_HANDLER_PATH")
+    if not fd_text or not handler_path:
+        names = (("FN_WORKER_LISTEN_FD", fd_text), ("FN_HANDLER_PATH", handler_path))
+        missing = " and ".join(name for name, value in names if not value)
+        sys.stderr.write(f"fastfn python worker: {missing} not set; it is started by the fastfn supervisor\n")
+        sys.exit(2)
+    try:
+        listener = socket.socket(fileno=int(fd_text))
+        listener.setblocking(True)  # the fd may arrive non-blocking from an async supervisor
+    except (ValueError, OSError) as exc:
+        sys.stderr.write(f"fastfn python worker: FN_WORKER_LISTEN_FD={fd_text} is not a listening socket: {exc}\n")
+        sys.exit(2)
+    try:
+        max_frame = int(env.get("FN_MAX_FRAME_BYTES") or DEFAULT_MAX_FRAME)
+    except ValueError:
+        max_frame = DEFAULT_MAX_FRAME
+    signal.signal(signal.SIGTERM, on_terminate)  # before loading: a slow import must still stop cleanly
+    signal.signal(signal.SIGINT, on_terminate)
+    # The function folder is read-only in the sandbox, and run state never goes into it: no __pycache__ there.
+    sys.dont_write_bytecode = True
+    function_name = env.get("FN_FUNCTION_NAME", "")
+    handler, load_error = None, None
+    try:
+        handler = load_handler(
+            handler_path,
+            env.get("FN_HANDLER_NAME") or "handler",
+            env.get("FN_FUNCTION_DIR") or os.path.dirname(handler_path),
+            function_name,
+        )
+    except BaseException as exc:  # noqa: BLE001 - a broken handler must not stop the worker from answering
+        load_error = f"{type(exc).__name__}: {exc}"
+        sys.stderr.write(f"fastfn: cannot load handler of `{function_name}` from {handler_path}:\n")
+        sys.stderr.write(format_user_traceback(exc))
+    accept_loop(listener, Worker(handler, load_error, env.get("FN_MODE") == "dev", max_frame))
+
+
+if __name__ == "__main__":
+    main()

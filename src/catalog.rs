@@ -1,0 +1,164 @@
+//! The catalog: what discovery found, in the shape the Lua gateway loads (docs/catalog.md). Routes are sorted into
+//! match order here, once, so the gateway never sorts per request.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::discover::{Discovery, Route};
+use crate::types::{Method, Runtime};
+
+pub const SCHEMA_VERSION: u32 = 1;
+pub const DEFAULT_TIMEOUT_MS: u64 = 2500;
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Catalog {
+    pub schema_version: u32,
+    pub generated_at: String,
+    pub functions_root: PathBuf,
+    pub functions: Vec<CatalogFunction>,
+    pub routes: Vec<CatalogRoute>,
+    pub conflicts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CatalogFunction {
+    pub id: String,
+    pub name: String,
+    pub runtime: Runtime,
+    pub dir: PathBuf,
+    pub entry: PathBuf,
+    pub handler: String,
+    pub socket: PathBuf,
+    pub timeout_ms: u64,
+    pub max_body_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CatalogRoute {
+    pub path: String,
+    pub methods: BTreeSet<Method>,
+    pub function: String,
+    pub dynamic: bool,
+}
+
+impl Catalog {
+    /// Builds the catalog from a discovery; each worker's socket is `<socket_dir>/<id>.sock`.
+    pub fn build(root: &Path, found: &Discovery, socket_dir: &Path) -> Catalog {
+        let functions = found
+            .functions
+            .iter()
+            .map(|f| CatalogFunction {
+                id: f.id.clone(),
+                name: f.name.clone(),
+                runtime: f.runtime,
+                dir: f.dir.clone(),
+                entry: f.entry.clone(),
+                handler: f.handler.clone(),
+                socket: socket_dir.join(format!("{}.sock", f.id)),
+                timeout_ms: DEFAULT_TIMEOUT_MS,
+                max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            })
+            .collect();
+        let mut routes: Vec<&Route> = found.routes.iter().collect();
+        routes.sort_by(|a, b| match_order(a).cmp(&match_order(b)));
+        Catalog {
+            schema_version: SCHEMA_VERSION,
+            generated_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            functions_root: root.to_path_buf(),
+            functions,
+            routes: routes
+                .into_iter()
+                .map(|r| CatalogRoute { path: r.path.clone(), methods: r.methods.clone(), function: r.function.clone(), dynamic: r.is_dynamic() })
+                .collect(),
+            conflicts: found.conflicts.clone(),
+        }
+    }
+
+    pub fn function(&self, id: &str) -> Option<&CatalogFunction> {
+        self.functions.iter().find(|f| f.id == id)
+    }
+
+    /// The largest body any function accepts: nginx's own limit is set to it, the gateway checks each function's.
+    pub fn max_body_bytes(&self) -> u64 {
+        self.functions.iter().map(|f| f.max_body_bytes).max().unwrap_or(DEFAULT_MAX_BODY_BYTES)
+    }
+
+    pub fn to_json(&self) -> String {
+        // Serialising plain data with string keys cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// Sort key: exact routes first (by path), then dynamic ones by more static segments, more segments, fewer
+/// catch-alls, more single params, then path.
+fn match_order(route: &Route) -> (bool, std::cmp::Reverse<usize>, std::cmp::Reverse<usize>, usize, std::cmp::Reverse<usize>, String) {
+    let segments: Vec<&str> = route.path.split('/').filter(|s| !s.is_empty()).collect();
+    let catch_alls = segments.iter().filter(|s| s.starts_with(':') && s.ends_with('*')).count();
+    let params = segments.iter().filter(|s| s.starts_with(':') && !s.ends_with('*')).count();
+    let statics = segments.len() - catch_alls - params;
+    (
+        route.is_dynamic(),
+        std::cmp::Reverse(if route.is_dynamic() { statics } else { 0 }),
+        std::cmp::Reverse(if route.is_dynamic() { segments.len() } else { 0 }),
+        catch_alls,
+        std::cmp::Reverse(params),
+        route.path.clone(),
+    )
+}
+
+/// Writes `contents` to `path` atomically: a temp file in the same folder, fsync, then rename over the target.
+pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().ok_or_else(|| std::io::Error::other("path has no parent folder"))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("file"), std::process::id()));
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discover::discover;
+
+    #[test]
+    fn routes_come_out_in_match_order_and_round_trip() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for f in ["docs/[...path].js", "users/[id].py", "users/me.py", "users/[id]/get.posts.py", "a/b/[x]/[y].js", "python/svc/handler.py"] {
+            let p = dir.path().join(f);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&p, "").expect("write");
+        }
+        let found = discover(dir.path()).expect("discovers");
+        let catalog = Catalog::build(dir.path(), &found, Path::new("/run/x/sock"));
+        let order: Vec<&str> = catalog.routes.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(
+            order,
+            vec!["/svc", "/users/me", "/a/b/:x/:y", "/users/:id/posts", "/users/:id", "/docs/:path*", "/svc/:wildcard*"]
+        );
+        let json = catalog.to_json();
+        let back: Catalog = serde_json::from_str(&json).expect("parses back");
+        assert_eq!(back, catalog);
+        let value: serde_json::Value = serde_json::from_str(&json).expect("json");
+        assert_eq!(value["schema_version"], 1);
+        assert_eq!(value["routes"][0]["methods"][0], "GET");
+        let f = &value["functions"][0];
+        assert!(f["socket"].as_str().expect("socket").starts_with("/run/x/sock/"));
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let target = dir.path().join("catalog.json");
+        write_atomic(&target, b"one", 0o640).expect("first write");
+        write_atomic(&target, b"two", 0o640).expect("second write");
+        assert_eq!(std::fs::read_to_string(&target).expect("read"), "two");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 1);
+    }
+}

@@ -1,0 +1,54 @@
+//! Command-line interface: what a user can type. Parsing only; `config` turns it into settings.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "fastfn", version, about = "Run a folder of functions (Python, Node) behind nginx + Lua, natively, with no Docker")]
+pub struct Cli {
+    /// How fastfn's own log lines look: `human` for a terminal, `json` for log collectors.
+    #[arg(long, value_enum, global = true, default_value = "human")]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Developer loop: serve the functions folder, echo gateway and function logs to the terminal.
+    Dev(StackArgs),
+    /// Production service: serve the functions folder (for systemd and other service managers).
+    Run(StackArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StackArgs {
+    /// Run natively (nginx + Lua + language workers on this host). This build has only native mode.
+    #[arg(long)]
+    pub native: bool,
+
+    /// The functions folder.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+
+    /// Address to listen on, ADDR:PORT [default: 127.0.0.1:8080; FN_HOST_BIND and FN_HOST_PORT also set it].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+
+    /// Once ready, write the readiness JSON (the same line printed on stdout) to this file; removed at exit.
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
+
+    /// Parent folder for this instance's private run state [default: FN_RUN_DIR, /run/fastfn as root,
+    /// $XDG_RUNTIME_DIR/fastfn, or /tmp/fastfn-<uid>].
+    #[arg(long, value_name = "PATH")]
+    pub run_dir: Option<PathBuf>,
+}

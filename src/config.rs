@@ -1,0 +1,214 @@
+//! Settings: the command line and the environment, validated and resolved (paths absolute, binaries found, users
+//! looked up) before anything starts. Every problem is reported at once.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use crate::binaries::{self, Nginx};
+use crate::cli::StackArgs;
+use crate::types::Mode;
+
+pub const DEFAULT_PORT: u16 = 8080;
+/// How long a cold start (spawn + load + ping) may take before the gateway gives up with 503.
+pub const DEFAULT_COLD_START_TIMEOUT_MS: u64 = 10_000;
+
+/// The environment variables fastfn reads, so tests and docs can list them.
+pub mod env {
+    pub const HOST_BIND: &str = "FN_HOST_BIND";
+    pub const HOST_PORT: &str = "FN_HOST_PORT";
+    pub const OPENRESTY_BIN: &str = "FN_OPENRESTY_BIN";
+    pub const PYTHON_BIN: &str = "FN_PYTHON_BIN";
+    pub const NODE_BIN: &str = "FN_NODE_BIN";
+    pub const RUN_DIR: &str = "FN_RUN_DIR";
+    pub const GATEWAY_USER: &str = "FN_GATEWAY_USER";
+    pub const NGINX_WORKERS: &str = "FN_NGINX_WORKERS";
+    pub const COLD_START_TIMEOUT_MS: &str = "FN_COLD_START_TIMEOUT_MS";
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}", .0.join("\n  "))]
+    Invalid(Vec<String>),
+}
+
+/// A user the gateway (nginx workers) runs as when fastfn starts as root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayUser {
+    pub name: String,
+    pub group: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub mode: Mode,
+    pub functions_root: PathBuf,
+    pub listen: SocketAddr,
+    pub ready_file: Option<PathBuf>,
+    pub run_base: PathBuf,
+    pub nginx: Nginx,
+    pub python_bin: Option<String>,
+    pub node_bin: Option<String>,
+    /// Set when running as root: nginx workers drop to this user, and sockets are made for it.
+    pub gateway_user: Option<GatewayUser>,
+    pub nginx_workers: String,
+    pub cold_start_timeout_ms: u64,
+}
+
+/// Reads an environment variable, treating empty as unset.
+pub fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl Settings {
+    pub fn resolve(mode: Mode, args: &StackArgs) -> Result<Settings, anyhow::Error> {
+        let mut problems = Vec::new();
+
+        let listen = match parse_listen(args.listen.as_deref(), env_var(env::HOST_BIND).as_deref(), env_var(env::HOST_PORT).as_deref()) {
+            Ok(addr) => Some(addr),
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        };
+
+        let functions_root = match std::fs::canonicalize(&args.dir) {
+            Ok(p) if p.is_dir() => Some(p),
+            Ok(p) => {
+                problems.push(format!("functions folder `{}` is not a folder", p.display()));
+                None
+            }
+            Err(e) => {
+                problems.push(format!("functions folder `{}`: {e}", args.dir.display()));
+                None
+            }
+        };
+
+        let cold_start_timeout_ms = match env_var(env::COLD_START_TIMEOUT_MS) {
+            None => DEFAULT_COLD_START_TIMEOUT_MS,
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    problems.push(format!("{} must be a positive integer of milliseconds, got `{v}`", env::COLD_START_TIMEOUT_MS));
+                    DEFAULT_COLD_START_TIMEOUT_MS
+                }
+            },
+        };
+
+        let nginx_workers = match env_var(env::NGINX_WORKERS) {
+            None => "auto".to_string(),
+            Some(v) if v == "auto" || v.parse::<u16>().is_ok_and(|n| n > 0) => v,
+            Some(v) => {
+                problems.push(format!("{} must be `auto` or a positive integer, got `{v}`", env::NGINX_WORKERS));
+                "auto".to_string()
+            }
+        };
+
+        let gateway_user = if nix::unistd::Uid::effective().is_root() {
+            match find_gateway_user(env_var(env::GATEWAY_USER).as_deref()) {
+                Ok(user) => Some(user),
+                Err(e) => {
+                    problems.push(e);
+                    None
+                }
+            }
+        } else {
+            None
+        };
+
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(problems).into());
+        }
+
+        // Missing binaries are a different kind of error (with an install hint), reported after config problems.
+        let nginx = binaries::find_nginx(env_var(env::OPENRESTY_BIN).as_deref())?;
+
+        let run_base = args
+            .run_dir
+            .clone()
+            .or_else(|| env_var(env::RUN_DIR).map(PathBuf::from))
+            .unwrap_or_else(default_run_base);
+
+        Ok(Settings {
+            mode,
+            functions_root: functions_root.unwrap_or_default(),
+            listen: listen.unwrap_or_else(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT)),
+            ready_file: args.ready_file.clone(),
+            run_base,
+            nginx,
+            python_bin: env_var(env::PYTHON_BIN),
+            node_bin: env_var(env::NODE_BIN),
+            gateway_user,
+            nginx_workers,
+            cold_start_timeout_ms,
+        })
+    }
+}
+
+/// `--listen` wins; otherwise `FN_HOST_BIND` (default 127.0.0.1) and `FN_HOST_PORT` (default 8080).
+pub fn parse_listen(flag: Option<&str>, bind: Option<&str>, port: Option<&str>) -> Result<SocketAddr, String> {
+    if let Some(flag) = flag {
+        return flag.parse::<SocketAddr>().map_err(|_| format!("--listen `{flag}` is not ADDR:PORT (for example 127.0.0.1:8080 or [::1]:8080)"));
+    }
+    let ip = match bind {
+        None => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        Some(b) => b.parse::<IpAddr>().map_err(|_| format!("{} `{b}` is not an IP address", env::HOST_BIND))?,
+    };
+    let port = match port {
+        None => DEFAULT_PORT,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => n,
+            _ => return Err(format!("{} `{p}` is not a port number (1-65535)", env::HOST_PORT)),
+        },
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+fn default_run_base() -> PathBuf {
+    let uid = nix::unistd::Uid::effective();
+    if uid.is_root() {
+        return PathBuf::from("/run/fastfn");
+    }
+    if let Some(xdg) = env_var("XDG_RUNTIME_DIR") {
+        return PathBuf::from(xdg).join("fastfn");
+    }
+    std::env::temp_dir().join(format!("fastfn-{uid}"))
+}
+
+fn find_gateway_user(wanted: Option<&str>) -> Result<GatewayUser, String> {
+    let candidates: Vec<&str> = match wanted {
+        Some(name) => vec![name],
+        None => vec!["www-data", "nobody"],
+    };
+    for name in &candidates {
+        if let Ok(Some(user)) = nix::unistd::User::from_name(name) {
+            let group = nix::unistd::Group::from_gid(user.gid).ok().flatten().map(|g| g.name).unwrap_or_else(|| user.gid.to_string());
+            return Ok(GatewayUser { name: user.name, group, uid: user.uid.as_raw(), gid: user.gid.as_raw() });
+        }
+    }
+    Err(match wanted {
+        Some(name) => format!("{} `{name}` is not a user on this system", env::GATEWAY_USER),
+        None => "running as root, but neither `www-data` nor `nobody` exists for the gateway: set FN_GATEWAY_USER".to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_defaults_and_overrides() {
+        assert_eq!(parse_listen(None, None, None).expect("default"), "127.0.0.1:8080".parse().expect("addr"));
+        assert_eq!(parse_listen(None, Some("0.0.0.0"), Some("9000")).expect("env"), "0.0.0.0:9000".parse().expect("addr"));
+        assert_eq!(parse_listen(Some("[::1]:7000"), Some("0.0.0.0"), Some("9000")).expect("flag wins"), "[::1]:7000".parse().expect("addr"));
+    }
+
+    #[test]
+    fn bad_listen_values_name_the_setting() {
+        assert!(parse_listen(Some("localhost"), None, None).expect_err("no port").contains("--listen"));
+        assert!(parse_listen(None, Some("example.com"), None).expect_err("not ip").contains("FN_HOST_BIND"));
+        assert!(parse_listen(None, None, Some("0")).expect_err("port 0").contains("FN_HOST_PORT"));
+        assert!(parse_listen(None, None, Some("70000")).expect_err("too big").contains("FN_HOST_PORT"));
+    }
+}

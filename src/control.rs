@@ -1,0 +1,95 @@
+//! The supervisor's control socket (docs/wire.md): the gateway asks it to start cold workers and to kill workers
+//! that timed out. Only the gateway's user and our own may connect (`SO_PEERCRED`), since the socket's file mode is
+//! the only other barrier.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::frame::{self, FrameError};
+use crate::supervise::workers::Workers;
+
+pub struct ControlServer {
+    listener: UnixListener,
+    allowed_uids: Vec<u32>,
+}
+
+impl ControlServer {
+    pub fn bind(path: &Path, owner: Option<u32>) -> std::io::Result<ControlServer> {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::remove_file(path);
+        let listener = UnixListener::bind(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        let me = nix::unistd::Uid::effective().as_raw();
+        let mut allowed_uids = vec![me];
+        if let Some(uid) = owner {
+            crate::rundir::chown(path, Some(uid), None)?;
+            allowed_uids.push(uid);
+        }
+        Ok(ControlServer { listener, allowed_uids })
+    }
+
+    /// Accepts connections until the task is dropped.
+    pub async fn serve(self, workers: Arc<Workers>) {
+        loop {
+            let stream = match self.listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "control socket accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            match stream.peer_cred() {
+                Ok(cred) if self.allowed_uids.contains(&cred.uid()) => {}
+                Ok(cred) => {
+                    tracing::warn!(uid = cred.uid(), "control socket: refused a peer that is neither the gateway nor fastfn");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "control socket: cannot read peer credentials");
+                    continue;
+                }
+            }
+            tokio::spawn(handle_connection(stream, Arc::clone(&workers)));
+        }
+    }
+}
+
+async fn handle_connection(mut stream: UnixStream, workers: Arc<Workers>) {
+    loop {
+        let request = match frame::read(&mut stream, frame::MAX_CONTROL_FRAME).await {
+            Ok(request) => request,
+            Err(FrameError::Closed) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "control socket: bad frame; closing the connection");
+                return;
+            }
+        };
+        let reply = handle(&request, &workers).await;
+        if frame::write(&mut stream, &reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn handle(request: &Map<String, Value>, workers: &Arc<Workers>) -> Map<String, Value> {
+    let op = request.get("op").and_then(Value::as_str).unwrap_or("");
+    let function = request.get("function").and_then(Value::as_str);
+    let reply = match (op, function) {
+        ("ensure", Some(id)) => match workers.ensure(id).await {
+            Ok(()) => json!({"ok": true}),
+            Err(error) => json!({"ok": false, "error": error}),
+        },
+        ("timed_out", Some(id)) => {
+            tracing::warn!(function = id, "a request timed out: stopping the worker; it restarts on the next request");
+            workers.kill(id);
+            json!({"ok": true})
+        }
+        ("ensure" | "timed_out", None) => json!({"ok": false, "error": "`function` is required"}),
+        _ => json!({"ok": false, "error": format!("unknown op `{op}`")}),
+    };
+    frame::object(reply)
+}

@@ -1,0 +1,602 @@
+//! Route discovery: the one implementation that turns a functions folder into functions and routes. The gateway,
+//! `status`, `doctor` and OpenAPI all read its result (through the catalog); nothing else walks the folder.
+//!
+//! This is the first subset of upstream's rules (docs/routing.md lists what is covered): folder functions
+//! (`<name>/handler.py`, `<name>/index.js`, …), the runtime-grouped tree (`python/<name>/…`, `node/<name>/…`), and
+//! file routes (`hello.js` → `/hello`, `get.users.[id].py` → `GET /users/:id`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::types::{function_id, Method, Runtime};
+
+/// Folders a zero-config walk never enters (case-insensitive), besides names starting with `.`.
+const IGNORED_DIRS: &[&str] = &["node_modules", "vendor", "__pycache__", ".fastfn", ".deps", ".rust-build", "target", "src"];
+/// Deepest folder level (below the root) whose files can still be routes.
+const MAX_WALK_DEPTH: usize = 6;
+/// Deepest namespace nesting in the runtime-grouped tree (`python/a/b/c/handler.py`).
+const MAX_NAMESPACE_DEPTH: usize = 3;
+/// File names that make a folder a single-entry function folder, whatever the runtime.
+const ENTRY_MARKERS: &[&str] = &[
+    "handler.py", "main.py", "handler.js", "handler.ts", "index.js", "index.ts", "handler.php", "index.php",
+    "handler.lua", "main.lua", "index.lua", "handler.rs", "handler.go", "main.go",
+];
+
+/// Who claimed a route; a higher rank wins over a lower one, equal ranks conflict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Rank {
+    File = 1,
+    Config = 3,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Function {
+    pub id: String,
+    /// Folder name (`hello`, `api/users`) or root-relative file path for a file route (`users/get.[id].py`).
+    pub name: String,
+    pub runtime: Runtime,
+    pub dir: PathBuf,
+    pub entry: PathBuf,
+    pub handler: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Normalised pattern: `/users/:id`, `/docs/:path*`.
+    pub path: String,
+    pub methods: BTreeSet<Method>,
+    pub function: String,
+    pub rank: Rank,
+}
+
+impl Route {
+    pub fn is_dynamic(&self) -> bool {
+        self.path.split('/').any(|s| s.starts_with(':'))
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Discovery {
+    pub functions: Vec<Function>,
+    pub routes: Vec<Route>,
+    /// Route paths claimed by two functions at the same rank; they answer 409.
+    pub conflicts: Vec<String>,
+    /// Things a user should hear about but that do not stop the others from serving.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverError {
+    #[error("functions folder `{}` does not exist", .0.display())]
+    Missing(PathBuf),
+    #[error("`{}` is not a folder", .0.display())]
+    NotADir(PathBuf),
+    #[error("cannot read functions folder `{}`: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+}
+
+/// Discovers every function under `root` (an absolute path).
+pub fn discover(root: &Path) -> Result<Discovery, DiscoverError> {
+    let meta = fs::metadata(root).map_err(|_| DiscoverError::Missing(root.to_path_buf()))?;
+    if !meta.is_dir() {
+        return Err(DiscoverError::NotADir(root.to_path_buf()));
+    }
+    fs::read_dir(root).map_err(|source| DiscoverError::Read { path: root.to_path_buf(), source })?;
+
+    let mut table = RouteTable::default();
+    walk_zero_config(root, root, &[], 0, false, &mut table);
+    for runtime in Runtime::ALL {
+        let dir = root.join(runtime.as_str());
+        if dir.is_dir() {
+            walk_runtime_dir(runtime, &dir, &[], 1, &mut table);
+        }
+    }
+    Ok(table.finish())
+}
+
+#[derive(Default)]
+struct RouteTable {
+    functions: BTreeMap<String, Function>,
+    routes: Vec<Route>,
+    conflicts: BTreeSet<String>,
+    warnings: Vec<String>,
+}
+
+impl RouteTable {
+    fn add_function(&mut self, name: String, runtime: Runtime, entry: PathBuf) -> String {
+        let id = function_id(runtime, &name);
+        let dir = entry.parent().map(Path::to_path_buf).unwrap_or_default();
+        self.functions.entry(id.clone()).or_insert_with(|| Function {
+            id: id.clone(),
+            name,
+            runtime,
+            dir,
+            entry,
+            handler: "handler".to_string(),
+        });
+        id
+    }
+
+    /// Registers a route, applying precedence: higher rank wins over overlapping methods, equal rank conflicts.
+    fn add_route(&mut self, path: String, methods: BTreeSet<Method>, function: &str, rank: Rank) {
+        if self.conflicts.contains(&path) {
+            return;
+        }
+        let mut beaten = Vec::new();
+        for (i, existing) in self.routes.iter().enumerate() {
+            if existing.path != path || existing.function == function || existing.methods.is_disjoint(&methods) {
+                continue;
+            }
+            match existing.rank.cmp(&rank) {
+                std::cmp::Ordering::Greater => return,
+                std::cmp::Ordering::Less => beaten.push(i),
+                std::cmp::Ordering::Equal => {
+                    let other = self.functions.get(&existing.function).map(|f| f.name.clone()).unwrap_or_default();
+                    let this = self.functions.get(function).map(|f| f.name.clone()).unwrap_or_default();
+                    self.warnings.push(format!("route `{path}` is claimed by both `{other}` and `{this}`: it answers 409 until one is renamed"));
+                    self.routes.retain(|r| r.path != path);
+                    self.conflicts.insert(path);
+                    return;
+                }
+            }
+        }
+        for i in beaten.into_iter().rev() {
+            self.routes.remove(i);
+        }
+        if let Some(same) = self.routes.iter_mut().find(|r| r.path == path && r.function == function) {
+            same.methods.extend(methods);
+            return;
+        }
+        self.routes.push(Route { path, methods, function: function.to_string(), rank });
+    }
+
+    fn finish(self) -> Discovery {
+        let used: BTreeSet<&str> = self.routes.iter().map(|r| r.function.as_str()).collect();
+        let functions = self.functions.values().filter(|f| used.contains(f.id.as_str())).cloned().collect();
+        Discovery { functions, routes: self.routes, conflicts: self.conflicts.into_iter().collect(), warnings: self.warnings }
+    }
+}
+
+fn sorted_entries(dir: &Path, table: &mut RouteTable) -> (Vec<(String, PathBuf)>, Vec<(String, PathBuf)>) {
+    let mut files = Vec::new();
+    let mut dirs = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            table.warnings.push(format!("skipped `{}`: {e}", dir.display()));
+            return (files, dirs);
+        }
+    };
+    for entry in entries.flatten() {
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            table.warnings.push(format!("skipped `{}`: the name is not UTF-8", entry.path().display()));
+            continue;
+        };
+        // Follow symlinks for the kind, so a linked function folder works like a real one.
+        match fs::metadata(entry.path()) {
+            Ok(m) if m.is_dir() => dirs.push((name, entry.path())),
+            Ok(m) if m.is_file() => files.push((name, entry.path())),
+            _ => {}
+        }
+    }
+    files.sort();
+    dirs.sort();
+    (files, dirs)
+}
+
+fn is_ignored_dir(name: &str) -> bool {
+    name.starts_with('.') || IGNORED_DIRS.iter().any(|d| d.eq_ignore_ascii_case(name))
+}
+
+fn walk_zero_config(root: &Path, dir: &Path, segments: &[String], depth: usize, mixed: bool, table: &mut RouteTable) {
+    let (files, dirs) = sorted_entries(dir, table);
+    let mixed = mixed || files.iter().any(|(name, _)| ENTRY_MARKERS.contains(&name.as_str()));
+    for (name, path) in &files {
+        add_file_route(root, segments, name, path, mixed, table);
+    }
+    if depth >= MAX_WALK_DEPTH {
+        if !dirs.is_empty() {
+            table.warnings.push(format!("`{}` is more than {MAX_WALK_DEPTH} levels deep: its subfolders are not scanned", dir.display()));
+        }
+        return;
+    }
+    for (name, path) in &dirs {
+        if is_ignored_dir(name) || (depth == 0 && Runtime::from_name(name).is_some()) {
+            continue;
+        }
+        let mut child = segments.to_vec();
+        child.push(name.clone());
+        walk_zero_config(root, path, &child, depth + 1, mixed, table);
+    }
+}
+
+fn add_file_route(root: &Path, dir_segments: &[String], file: &str, path: &Path, mixed: bool, table: &mut RouteTable) {
+    let Some(runtime) = Runtime::from_file_name(file) else { return };
+    let Some((base, _ext)) = file.rsplit_once('.') else { return };
+    if base.starts_with('_') || base.ends_with(".test") || base.ends_with(".spec") {
+        return;
+    }
+    let rel = path.strip_prefix(root).unwrap_or(path).to_string_lossy().into_owned();
+    let parsed = match FileName::parse(base) {
+        Ok(parsed) => parsed,
+        Err(why) => {
+            table.warnings.push(format!("`{rel}` is not a route: {why}"));
+            return;
+        }
+    };
+    if mixed && !parsed.explicit {
+        return; // a helper next to a handler stays private
+    }
+    if !runtime.is_supported() {
+        table.warnings.push(format!("`{rel}` is a {runtime} function, which this build cannot run yet"));
+        return;
+    }
+    let mut segments = Vec::new();
+    for seg in dir_segments {
+        match normalize_segment(seg) {
+            Ok(Some(s)) => segments.push(s),
+            Ok(None) => {}
+            Err(why) => {
+                table.warnings.push(format!("`{rel}` is not a route: {why}"));
+                return;
+            }
+        }
+    }
+    segments.extend(parsed.segments.iter().cloned());
+    let methods: BTreeSet<Method> = std::iter::once(parsed.method.unwrap_or(Method::Get)).collect();
+    let mut paths = vec![join_route(&segments)];
+    if parsed.optional_catch_all {
+        paths.push(join_route(&segments[..segments.len().saturating_sub(1)]));
+    }
+    let id = table.add_function(rel, runtime, path.to_path_buf());
+    for route in paths {
+        if is_reserved(&route) {
+            continue;
+        }
+        table.add_route(route, methods.clone(), &id, Rank::File);
+    }
+}
+
+fn walk_runtime_dir(runtime: Runtime, dir: &Path, namespace: &[String], depth: usize, table: &mut RouteTable) {
+    let (_, dirs) = sorted_entries(dir, table);
+    for (name, path) in dirs {
+        if is_ignored_dir(&name) || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            continue;
+        }
+        let mut ns = namespace.to_vec();
+        ns.push(name);
+        let entry = runtime.entry_candidates().iter().map(|c| path.join(c)).find(|p| p.is_file());
+        match entry {
+            Some(entry) => add_folder_function(runtime, &ns, entry, table),
+            None if depth < MAX_NAMESPACE_DEPTH => walk_runtime_dir(runtime, &path, &ns, depth + 1, table),
+            None => {}
+        }
+    }
+}
+
+fn add_folder_function(runtime: Runtime, namespace: &[String], entry: PathBuf, table: &mut RouteTable) {
+    let name = namespace.join("/");
+    if !runtime.is_supported() {
+        table.warnings.push(format!("`{runtime}/{name}` is a {runtime} function, which this build cannot run yet"));
+        return;
+    }
+    let mut segments = Vec::new();
+    for seg in namespace {
+        if let Ok(Some(s)) = normalize_segment(seg) {
+            segments.push(s);
+        }
+    }
+    let base = join_route(&segments);
+    if is_reserved(&base) {
+        table.warnings.push(format!("`{runtime}/{name}` would claim the reserved path `{base}`: not published"));
+        return;
+    }
+    let id = table.add_function(name, runtime, entry);
+    let get: BTreeSet<Method> = std::iter::once(Method::Get).collect();
+    table.add_route(format!("{base}/:wildcard*"), get.clone(), &id, Rank::Config);
+    table.add_route(base, get, &id, Rank::Config);
+}
+
+/// A handler file name, split into what it says about the route.
+#[derive(Debug, PartialEq, Eq)]
+struct FileName {
+    method: Option<Method>,
+    segments: Vec<String>,
+    /// A method prefix, an `index`/`handler`/`main` token or a dynamic token: published even beside an entry file.
+    explicit: bool,
+    /// The last segment was `[[...name]]`: also publish the route without it.
+    optional_catch_all: bool,
+}
+
+impl FileName {
+    fn parse(base: &str) -> Result<FileName, String> {
+        let tokens = split_tokens(base)?;
+        let mut rest = &tokens[..];
+        let mut method = None;
+        if let Some(first) = tokens.first() {
+            if let Some(m) = Method::from_token(first) {
+                method = Some(m);
+                rest = &tokens[1..];
+            }
+        }
+        if let Some(extra) = rest.iter().find(|t| Method::from_token(t).is_some()) {
+            return Err(format!("it names a second method `{extra}`"));
+        }
+        let mut explicit = method.is_some();
+        let mut segments = Vec::new();
+        let mut optional_catch_all = false;
+        for (i, token) in rest.iter().enumerate() {
+            if ["index", "handler", "main"].contains(&token.to_ascii_lowercase().as_str()) {
+                explicit = true;
+                continue;
+            }
+            if token.starts_with('[') {
+                explicit = true;
+                if token.starts_with("[[") && i + 1 != rest.len() {
+                    return Err(format!("the optional catch-all `{token}` must be last"));
+                }
+                optional_catch_all = token.starts_with("[[");
+            }
+            if let Some(seg) = normalize_segment(token)? {
+                segments.push(seg);
+            }
+        }
+        if let Some(pos) = segments.iter().position(|s| s.ends_with('*')) {
+            if pos + 1 != segments.len() {
+                return Err("a catch-all `[...name]` must be the last part".to_string());
+            }
+        }
+        Ok(FileName { method, segments, explicit, optional_catch_all })
+    }
+}
+
+/// Splits a file base name on `.` outside `[...]`.
+fn split_tokens(base: &str) -> Result<Vec<String>, String> {
+    let mut tokens = Vec::new();
+    let mut current = String::new();
+    let mut depth = 0usize;
+    for c in base.chars() {
+        match c {
+            '[' => {
+                depth += 1;
+                current.push(c);
+            }
+            ']' => {
+                depth = depth.checked_sub(1).ok_or("it has an unmatched `]`")?;
+                current.push(c);
+            }
+            '.' if depth == 0 => {
+                if !current.is_empty() {
+                    tokens.push(std::mem::take(&mut current));
+                }
+            }
+            _ => current.push(c),
+        }
+    }
+    if depth != 0 {
+        return Err("it has an unmatched `[`".to_string());
+    }
+    if !current.is_empty() {
+        tokens.push(current);
+    }
+    Ok(tokens)
+}
+
+/// Turns a folder name or file token into a route segment: `[id]` → `:id`, `[...rest]` and `[[...rest]]` →
+/// `:rest*`, `index`/`handler`/`main` → nothing, and a static name → lower case with other characters as `-`.
+fn normalize_segment(token: &str) -> Result<Option<String>, String> {
+    let lower = token.to_ascii_lowercase();
+    if ["index", "handler", "main"].contains(&lower.as_str()) {
+        return Ok(None);
+    }
+    if let Some(inner) = lower.strip_prefix("[[...").and_then(|s| s.strip_suffix("]]")) {
+        return param_name(inner, token).map(|n| Some(format!(":{n}*")));
+    }
+    if let Some(inner) = lower.strip_prefix("[...").and_then(|s| s.strip_suffix(']')) {
+        return param_name(inner, token).map(|n| Some(format!(":{n}*")));
+    }
+    if let Some(inner) = lower.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+        return param_name(inner, token).map(|n| Some(format!(":{n}")));
+    }
+    if lower.contains('[') || lower.contains(']') {
+        return Err(format!("`{token}` mixes brackets with text"));
+    }
+    let mut out = String::with_capacity(lower.len());
+    for c in lower.chars() {
+        let mapped = if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' { c } else { '-' };
+        // A run of `_` (or of other replaced characters) becomes one `-`.
+        if mapped == '-' && c != '-' && out.ends_with('-') {
+            continue;
+        }
+        out.push(mapped);
+    }
+    let trimmed = out.trim_matches('-');
+    Ok((!trimmed.is_empty()).then(|| trimmed.to_string()))
+}
+
+fn param_name(inner: &str, token: &str) -> Result<String, String> {
+    if !inner.is_empty() && inner.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Ok(inner.to_string())
+    } else {
+        Err(format!("`{token}` is not a valid parameter (letters, digits and `_` only)"))
+    }
+}
+
+fn join_route(segments: &[String]) -> String {
+    format!("/{}", segments.join("/"))
+}
+
+/// `/`, and anything under `/_fn` or `/console` (as whole segments), belong to fastfn itself.
+pub fn is_reserved(route: &str) -> bool {
+    let first = route.trim_start_matches('/').split('/').next().unwrap_or("");
+    route == "/" || first.is_empty() || first == "_fn" || first == "console"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(files: &[&str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for f in files {
+            let path = dir.path().join(f);
+            fs::create_dir_all(path.parent().expect("has parent")).expect("mkdir");
+            fs::write(&path, "x").expect("write");
+        }
+        dir
+    }
+
+    /// The route table as `METHODS path -> runtime:name`, sorted, for compact assertions.
+    fn table(files: &[&str]) -> Vec<String> {
+        let dir = tree(files);
+        let found = discover(dir.path()).expect("discovers");
+        let mut rows: Vec<String> = found
+            .routes
+            .iter()
+            .map(|r| {
+                let f = found.functions.iter().find(|f| f.id == r.function).expect("route has function");
+                let methods: Vec<&str> = r.methods.iter().map(|m| match m {
+                    Method::Get => "GET",
+                    Method::Post => "POST",
+                    Method::Put => "PUT",
+                    Method::Patch => "PATCH",
+                    Method::Delete => "DELETE",
+                }).collect();
+                format!("{} {} -> {}:{}", methods.join(","), r.path, f.runtime, f.name)
+            })
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    #[test]
+    fn folder_functions_with_entry_files() {
+        assert_eq!(
+            table(&["hello-py/handler.py", "hello-node/index.js", "m/main.py", "h/handler.js"]),
+            vec![
+                "GET /h -> node:h/handler.js",
+                "GET /hello-node -> node:hello-node/index.js",
+                "GET /hello-py -> python:hello-py/handler.py",
+                "GET /m -> python:m/main.py",
+            ]
+        );
+    }
+
+    #[test]
+    fn runtime_grouped_tree() {
+        assert_eq!(
+            table(&["python/hello/handler.py", "node/api/users/index.js", "node/lib/readme.txt"]),
+            vec![
+                "GET /api/users -> node:api/users",
+                "GET /api/users/:wildcard* -> node:api/users",
+                "GET /hello -> python:hello",
+                "GET /hello/:wildcard* -> python:hello",
+            ]
+        );
+    }
+
+    #[test]
+    fn file_routes_with_methods_and_params() {
+        assert_eq!(
+            table(&["hello.js", "get.users.[id].py", "admin/post.users.[id].py", "blog/index.py", "docs/[...path].js", "shop/[[...slug]].js"]),
+            vec![
+                "GET /blog -> python:blog/index.py",
+                "GET /docs/:path* -> node:docs/[...path].js",
+                "GET /hello -> node:hello.js",
+                "GET /shop -> node:shop/[[...slug]].js",
+                "GET /shop/:slug* -> node:shop/[[...slug]].js",
+                "GET /users/:id -> python:get.users.[id].py",
+                "POST /admin/users/:id -> python:admin/post.users.[id].py",
+            ]
+        );
+    }
+
+    #[test]
+    fn helpers_beside_an_entry_file_stay_private() {
+        assert_eq!(
+            table(&["shop/handler.js", "shop/core.js", "shop/admin/helpers.js", "shop/get.status.js"]),
+            vec!["GET /shop -> node:shop/handler.js", "GET /shop/status -> node:shop/get.status.js"]
+        );
+    }
+
+    #[test]
+    fn ignored_files_and_folders() {
+        assert_eq!(
+            table(&["_private.py", "a.test.js", "b.spec.py", "types.d.ts", "node_modules/x/index.js", ".git/h.py", "__pycache__/c.py", "README.md", "ok.py"]),
+            vec!["GET /ok -> python:ok.py"]
+        );
+    }
+
+    #[test]
+    fn segments_are_normalised_and_params_lower_cased() {
+        assert_eq!(
+            table(&["api/v1/My_Things/get.Some_Item.js", "sp ace/get.js", "u/[userId].py"]),
+            vec![
+                "GET /api/v1/my-things/some-item -> node:api/v1/My_Things/get.Some_Item.js",
+                "GET /sp-ace -> node:sp ace/get.js",
+                "GET /u/:userid -> python:u/[userId].py",
+            ]
+        );
+    }
+
+    #[test]
+    fn reserved_paths_are_never_published() {
+        assert!(table(&["index.js", "get.js", "console.js", "_fn/x.js", "console/get.y.py"]).iter().all(|r| !r.contains(" /console") && !r.contains(" /_fn")));
+        assert!(table(&["index.js", "get.js", "console.js"]).is_empty());
+    }
+
+    #[test]
+    fn underscore_folders_are_walked_and_normalised() {
+        // `_fn` is not skipped as a folder: its segment normalises to `fn`, which is not reserved.
+        assert_eq!(table(&["_fn/get.x.js"]), vec!["GET /fn/x -> node:_fn/get.x.js"]);
+    }
+
+    #[test]
+    fn ambiguous_method_files_are_skipped_with_a_warning() {
+        let dir = tree(&["get.post.items.js"]);
+        let found = discover(dir.path()).expect("discovers");
+        assert!(found.routes.is_empty());
+        assert!(found.warnings.iter().any(|w| w.contains("second method")), "{:?}", found.warnings);
+    }
+
+    #[test]
+    fn depth_limit() {
+        assert!(table(&["deep/a/b/c/d/e/f/g/get.x.js"]).is_empty());
+        assert_eq!(table(&["deep/a/b/c/d/get.x.js"]), vec!["GET /deep/a/b/c/d/x -> node:deep/a/b/c/d/get.x.js"]);
+    }
+
+    #[test]
+    fn same_rank_claims_conflict_and_disjoint_methods_share() {
+        let dir = tree(&["get.conflict.js", "get.conflict.py", "get.users.js", "post.users.py"]);
+        let found = discover(dir.path()).expect("discovers");
+        assert_eq!(found.conflicts, vec!["/conflict".to_string()]);
+        let users: Vec<_> = found.routes.iter().filter(|r| r.path == "/users").collect();
+        assert_eq!(users.len(), 2);
+        assert!(found.warnings.iter().any(|w| w.contains("/conflict")));
+    }
+
+    #[test]
+    fn runtime_grouped_outranks_file_routes() {
+        let found = table(&["hello.js", "python/hello/handler.py"]);
+        assert!(found.contains(&"GET /hello -> python:hello".to_string()), "{found:?}");
+        assert!(!found.iter().any(|r| r.contains("hello.js")));
+    }
+
+    #[test]
+    fn unsupported_runtimes_are_reported() {
+        let dir = tree(&["x.php", "php/legacy/handler.php", "ok.js"]);
+        let found = discover(dir.path()).expect("discovers");
+        assert_eq!(found.routes.len(), 1);
+        assert_eq!(found.warnings.len(), 2, "{:?}", found.warnings);
+    }
+
+    #[test]
+    fn missing_root_is_an_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        assert!(matches!(discover(&dir.path().join("nope")), Err(DiscoverError::Missing(_))));
+        let file = dir.path().join("f");
+        fs::write(&file, "").expect("write");
+        assert!(matches!(discover(&file), Err(DiscoverError::NotADir(_))));
+    }
+}

@@ -1,0 +1,102 @@
+//! fastfn native: runs a folder of serverless-style functions on one host, with no Docker.
+//!
+//! # Layout
+//! - `cli`: the command line (clap); `config`: flags + environment → validated `Settings`.
+//! - `binaries`: finds OpenResty or nginx + its Lua module, and real interpreter binaries.
+//! - `discover`: the functions folder → functions and routes (the one implementation of routing rules).
+//! - `catalog`: what discovery found, sorted into match order, written atomically for the Lua gateway.
+//! - `render`: `nginx-templates/nginx.conf.tera` → `nginx.conf`, checked with `nginx -t` before use.
+//! - `rundir`: the instance's private run dir (config, sockets, logs, temp paths), locked per listen address.
+//! - `assets`: the Lua gateway and worker programs, embedded in the binary and extracted into the run dir.
+//! - `frame`: the 4-byte big-endian length + JSON framing used on every unix socket.
+//! - `control`: the control socket the gateway uses to start cold workers and stop timed-out ones.
+//! - `supervise`: starts nginx and the function workers, watches them, stops everything on a signal.
+//! - `types`: vocabulary shared by all of the above (runtimes, methods, modes, process ends).
+//!
+//! Data flows one way: CLI → settings → discovery → catalog + nginx.conf → processes. Per request, only nginx
+//! (Lua) and the function's worker are involved; the supervisor is consulted only to start a cold worker.
+
+mod assets;
+mod binaries;
+mod catalog;
+mod cli;
+mod config;
+mod control;
+mod discover;
+mod frame;
+mod render;
+mod rundir;
+mod supervise;
+mod types;
+
+use clap::Parser;
+
+use cli::{Cli, Command, LogFormat};
+use types::Mode;
+
+/// Exit codes (documented in docs/cli.md).
+mod exit {
+    pub const FAILURE: i32 = 1;
+    pub const USAGE: i32 = 2;
+    /// EX_UNAVAILABLE: a program fastfn needs is missing.
+    pub const MISSING_DEPENDENCY: i32 = 69;
+    /// EX_CONFIG: invalid configuration; systemd units set RestartPreventExitStatus=78.
+    pub const CONFIG: i32 = 78;
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let (mode, args) = match &cli.command {
+        Command::Dev(args) => (Mode::Dev, args),
+        Command::Run(args) => (Mode::Run, args),
+    };
+    if !args.native {
+        let verb = mode.as_str();
+        eprintln!("error: this build of fastfn has only native mode\nhint: run `fastfn {verb} --native {}`", args.dir.display());
+        std::process::exit(exit::USAGE);
+    }
+    let code = match config::Settings::resolve(mode, args).and_then(run) {
+        Ok(code) => code,
+        Err(err) => report(&err),
+    };
+    std::process::exit(code);
+}
+
+fn run(settings: config::Settings) -> anyhow::Result<i32> {
+    // One thread: it forks every child, so PDEATHSIG only fires when the supervisor itself exits.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(supervise::run(settings))
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FN_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.without_time().init(),
+    }
+}
+
+/// The one place errors are rendered for humans: `error:` line, an optional `hint:`, then the causes.
+fn report(err: &anyhow::Error) -> i32 {
+    let (code, hint) = if let Some(e) = err.downcast_ref::<binaries::BinaryError>() {
+        (exit::MISSING_DEPENDENCY, Some(e.hint()))
+    } else if err.downcast_ref::<config::ConfigError>().is_some() {
+        (exit::CONFIG, None)
+    } else if let Some(e) = err.downcast_ref::<discover::DiscoverError>() {
+        (exit::CONFIG, matches!(e, discover::DiscoverError::Missing(_)).then(|| "pass the functions folder: `fastfn dev --native path/to/functions`".to_string()))
+    } else if let Some(rundir::RunDirError::Busy { .. }) = err.downcast_ref::<rundir::RunDirError>() {
+        (exit::FAILURE, Some("stop the other instance, or pick another address with --listen".to_string()))
+    } else {
+        (exit::FAILURE, None)
+    };
+    eprintln!("error: {err}");
+    if let Some(hint) = hint {
+        eprintln!("hint: {hint}");
+    }
+    for cause in err.chain().skip(1) {
+        eprintln!("caused by: {cause}");
+    }
+    code
+}

@@ -1,0 +1,182 @@
+//! The private run dir of one instance (DESIGN decision 5): rendered config, catalog, sockets, logs, nginx temp
+//! paths and the extracted gateway and worker programs. Never inside the functions folder. One instance per listen
+//! address, guarded by a lock file, so several instances side by side cannot collide.
+
+use std::fs::{self, File};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::config::GatewayUser;
+
+/// `sun_path` holds 108 bytes including the terminating NUL.
+pub const MAX_SOCKET_PATH: usize = 107;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunDirError {
+    #[error("cannot create `{}`: {source}", path.display())]
+    Create { path: PathBuf, source: std::io::Error },
+    #[error("`{}` belongs to uid {owner}, not to uid {me}, or others can write to it: refusing to keep run state there", path.display())]
+    Unsafe { path: PathBuf, owner: u32, me: u32 },
+    #[error("another fastfn already runs for {listen} (its run dir is `{}`)", path.display())]
+    Busy { listen: SocketAddr, path: PathBuf },
+    #[error("socket paths under `{}` would be {len} bytes, over the {MAX_SOCKET_PATH}-byte limit of unix sockets", path.display())]
+    PathTooLong { path: PathBuf, len: usize },
+    #[error("run dir `{}` contains characters nginx cannot take in a config path (quotes, `;`, `{{`, `}}`, `$`, `#`, whitespace or `\\`)", .0.display())]
+    UnsafeChars(PathBuf),
+}
+
+#[derive(Debug)]
+pub struct RunDir {
+    pub root: PathBuf,
+    pub conf: PathBuf,
+    pub sockets: PathBuf,
+    pub logs: PathBuf,
+    pub tmp: PathBuf,
+    pub lib: PathBuf,
+    pub control_socket: PathBuf,
+    /// Held open for the life of the process: the flock on it is what makes the run dir ours.
+    _lock: File,
+}
+
+impl RunDir {
+    pub fn catalog_path(&self) -> PathBuf {
+        self.conf.join("catalog.json")
+    }
+    pub fn nginx_conf(&self) -> PathBuf {
+        self.conf.join("nginx.conf")
+    }
+    pub fn error_log(&self) -> PathBuf {
+        self.logs.join("error.log")
+    }
+    pub fn lua_dir(&self) -> PathBuf {
+        self.lib.join("lua")
+    }
+    pub fn runtimes_dir(&self) -> PathBuf {
+        self.lib.join("runtimes")
+    }
+
+    /// Creates (or takes over a stale) run dir for the instance listening on `listen`.
+    pub fn create(base: &Path, listen: SocketAddr, gateway: Option<&GatewayUser>) -> Result<RunDir, RunDirError> {
+        let me = nix::unistd::Uid::effective().as_raw();
+        make_dir(base, 0o711)?;
+        check_owned(base, me)?;
+        let name = match listen {
+            SocketAddr::V4(a) => format!("{}-{}", a.ip(), a.port()),
+            SocketAddr::V6(a) => format!("{}-{}", a.ip().to_string().replace(':', "_"), a.port()),
+        };
+        let root = base.join(name);
+        if root.to_string_lossy().chars().any(|c| c.is_whitespace() || "\"';{}$#\\".contains(c)) {
+            return Err(RunDirError::UnsafeChars(root));
+        }
+        // Socket names are `<16 hex>.sock`.
+        let longest = root.join("sock").join("0123456789abcdef.sock").as_os_str().len();
+        if longest > MAX_SOCKET_PATH {
+            return Err(RunDirError::PathTooLong { path: root, len: longest });
+        }
+        make_dir(&root, 0o711)?;
+        check_owned(&root, me)?;
+        let lock = take_lock(&root, listen)?;
+
+        // Whatever a previous instance left is stale now that we hold the lock.
+        for stale in ["conf", "sock", "tmp", "lib", "ctl.sock", "ready.json"] {
+            let p = root.join(stale);
+            let _ = if p.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
+        }
+
+        let dir = RunDir {
+            conf: root.join("conf"),
+            sockets: root.join("sock"),
+            logs: root.join("logs"),
+            tmp: root.join("tmp"),
+            lib: root.join("lib"),
+            control_socket: root.join("ctl.sock"),
+            root,
+            _lock: lock,
+        };
+        // The gateway (nginx workers, maybe another user) must read conf and reach the sockets; nobody else.
+        let shared_mode = if gateway.is_some() { 0o750 } else { 0o700 };
+        for (path, mode) in [(&dir.conf, shared_mode), (&dir.sockets, shared_mode), (&dir.tmp, shared_mode), (&dir.logs, 0o700), (&dir.lib, 0o755)] {
+            make_dir(path, mode)?;
+            if let Some(user) = gateway {
+                if mode == shared_mode {
+                    chown(path, None, Some(user.gid)).map_err(|source| RunDirError::Create { path: path.clone(), source })?;
+                }
+            }
+        }
+        Ok(dir)
+    }
+}
+
+fn make_dir(path: &Path, mode: u32) -> Result<(), RunDirError> {
+    fs::DirBuilder::new().recursive(true).mode(mode).create(path).map_err(|source| RunDirError::Create { path: path.to_path_buf(), source })?;
+    // The umask may have narrowed it, and an existing folder keeps its old mode.
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|source| RunDirError::Create { path: path.to_path_buf(), source })
+}
+
+fn check_owned(path: &Path, me: u32) -> Result<(), RunDirError> {
+    let meta = fs::symlink_metadata(path).map_err(|source| RunDirError::Create { path: path.to_path_buf(), source })?;
+    if meta.uid() != me || meta.mode() & 0o022 != 0 || !meta.is_dir() {
+        return Err(RunDirError::Unsafe { path: path.to_path_buf(), owner: meta.uid(), me });
+    }
+    Ok(())
+}
+
+fn take_lock(root: &Path, listen: SocketAddr) -> Result<File, RunDirError> {
+    let path = root.join("supervisor.lock");
+    let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|source| RunDirError::Create { path: path.clone(), source })?;
+    // SAFETY: flock on a file descriptor we own; it has no memory-safety preconditions.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(RunDirError::Busy { listen, path: root.to_path_buf() });
+    }
+    file.set_len(0).ok();
+    fs::write(&path, format!("{}\n", std::process::id())).ok();
+    Ok(file)
+}
+
+/// Changes owner and/or group of a path.
+pub fn chown(path: &Path, uid: Option<u32>, gid: Option<u32>) -> std::io::Result<()> {
+    std::os::unix::fs::chown(path, uid, gid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_layout_and_refuses_a_second_instance_on_the_same_address() {
+        let base = tempfile::tempdir().expect("temp dir");
+        let listen: SocketAddr = "127.0.0.1:18080".parse().expect("addr");
+        let first = RunDir::create(base.path(), listen, None).expect("first instance");
+        for d in [&first.conf, &first.sockets, &first.logs, &first.tmp, &first.lib] {
+            assert!(d.is_dir(), "{}", d.display());
+        }
+        assert_eq!(fs::metadata(&first.sockets).expect("meta").mode() & 0o777, 0o700);
+        assert!(matches!(RunDir::create(base.path(), listen, None), Err(RunDirError::Busy { .. })));
+        let other = RunDir::create(base.path(), "127.0.0.1:18081".parse().expect("addr"), None).expect("other port");
+        assert_ne!(other.root, first.root);
+        drop(first);
+        RunDir::create(base.path(), listen, None).expect("lock released with the first instance");
+    }
+
+    #[test]
+    fn refuses_paths_too_long_for_sockets() {
+        let base = tempfile::tempdir().expect("temp dir");
+        let long = base.path().join("x".repeat(90));
+        let err = RunDir::create(&long, "127.0.0.1:1".parse().expect("addr"), None).expect_err("too long");
+        assert!(matches!(err, RunDirError::PathTooLong { .. }), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_world_writable_base() {
+        let base = tempfile::tempdir().expect("temp dir");
+        let shared = base.path().join("shared");
+        fs::create_dir(&shared).expect("mkdir");
+        // make_dir resets the mode, so simulate another owner's folder by making the check see group-write.
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).expect("chmod");
+        let meta = fs::metadata(&shared).expect("meta");
+        assert!(check_owned(&shared, meta.uid()).is_err());
+    }
+}

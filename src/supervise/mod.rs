@@ -1,0 +1,243 @@
+//! The supervisor: prepares the instance, starts the gateway, serves the control socket, and stops everything on
+//! SIGINT/SIGTERM.
+//!
+//! Theory of operation: everything runs on one thread (a current-thread tokio runtime), which is also the thread
+//! that forks every child, so PDEATHSIG (tied to the forking thread) fires only when the supervisor itself dies.
+//! Startup is strictly ordered — run dir, gateway code, discovery, catalog, interpreters, config checked with
+//! `nginx -t`, control socket, nginx — and "ready" is announced only once nginx answers `/_fn/health`. Function
+//! workers start on demand (the gateway asks over the control socket) and are owned by `workers`. The main loop
+//! waits for a signal or for nginx to exit, reaping orphans reparented to us (we are a subreaper) once a second.
+//! The first SIGINT/SIGTERM stops gracefully (nginx QUIT, workers SIGTERM, then SIGKILL after a grace period);
+//! a second one skips the grace.
+
+pub mod backoff;
+pub mod nginx;
+pub mod output;
+pub mod process;
+pub mod workers;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::json;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::binaries::{self, NginxFlavor};
+use crate::catalog::{self, Catalog};
+use crate::config::Settings;
+use crate::control::ControlServer;
+use crate::discover;
+use crate::render::{self, NginxContext};
+use crate::rundir::RunDir;
+use crate::types::{Mode, Runtime};
+use nginx::Gateway;
+use output::OutputSink;
+use workers::{WorkerEnv, Workers};
+
+/// How long nginx may take to answer after it starts.
+const GATEWAY_START_DEADLINE: Duration = Duration::from_secs(15);
+/// How long in-flight requests get to finish at shutdown before processes are killed.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// Runs the stack until a signal stops it. Returns the process exit code.
+pub async fn run(settings: Settings) -> anyhow::Result<i32> {
+    process::become_subreaper().context("cannot become a child subreaper (PR_SET_CHILD_SUBREAPER)")?;
+    let gateway_uid = settings.gateway_user.as_ref().map(|u| u.uid);
+    let gateway_gid = settings.gateway_user.as_ref().map(|u| u.gid);
+
+    let run_dir = RunDir::create(&settings.run_base, settings.listen, settings.gateway_user.as_ref())?;
+    crate::assets::extract(&run_dir.lua_dir(), &run_dir.runtimes_dir())
+        .with_context(|| format!("cannot write the gateway and worker programs into `{}`", run_dir.lib.display()))?;
+
+    let found = discover::discover(&settings.functions_root)?;
+    for warning in &found.warnings {
+        tracing::warn!("{warning}");
+    }
+    let catalog = Arc::new(Catalog::build(&settings.functions_root, &found, &run_dir.sockets));
+    catalog::write_atomic(&run_dir.catalog_path(), catalog.to_json().as_bytes(), 0o640)
+        .with_context(|| format!("cannot write `{}`", run_dir.catalog_path().display()))?;
+    if gateway_gid.is_some() {
+        crate::rundir::chown(&run_dir.catalog_path(), None, gateway_gid)?;
+    }
+
+    let interpreters = resolve_interpreters(&settings, &catalog);
+    let output = OutputSink::open(&run_dir.logs.join("runtime.log"), settings.mode == Mode::Dev)
+        .with_context(|| format!("cannot open `{}`", run_dir.logs.join("runtime.log").display()))?;
+
+    let ctx = nginx_context(&settings, &run_dir, &catalog);
+    render::install(&settings.nginx, &ctx, &run_dir.nginx_conf(), &run_dir.error_log())?;
+
+    let workers = Workers::new(
+        WorkerEnv {
+            mode: settings.mode,
+            runtimes_dir: run_dir.runtimes_dir(),
+            interpreters,
+            socket_owner: gateway_uid,
+            cold_start_timeout: Duration::from_millis(settings.cold_start_timeout_ms),
+            output: output.clone(),
+        },
+        Arc::clone(&catalog),
+    );
+    let control = ControlServer::bind(&run_dir.control_socket, gateway_uid)
+        .with_context(|| format!("cannot bind the control socket `{}`", run_dir.control_socket.display()))?;
+    let control_task = tokio::spawn(control.serve(Arc::clone(&workers)));
+
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+
+    let started = Instant::now();
+    let mut gateway = Gateway::spawn(&settings.nginx, &run_dir.root, &run_dir.nginx_conf(), &run_dir.error_log(), &output)
+        .with_context(|| format!("cannot start `{}`", settings.nginx.binary.display()))?;
+    let ready = tokio::select! {
+        r = nginx::wait_ready(&mut gateway, settings.listen, GATEWAY_START_DEADLINE) => r,
+        _ = sigint.recv() => Err("interrupted during start".to_string()),
+        _ = sigterm.recv() => Err("terminated during start".to_string()),
+    };
+    if let Err(why) = ready {
+        gateway.stop(Duration::from_millis(500)).await;
+        control_task.abort();
+        let tail = error_log_tail(&run_dir.error_log(), 20);
+        anyhow::bail!("the gateway did not become ready: {why}{tail}");
+    }
+
+    announce(&settings, &run_dir, &catalog, started.elapsed())?;
+
+    let code = loop {
+        let owned: Vec<u32> = workers.alive_pids().into_iter().chain(std::iter::once(gateway.pid)).collect();
+        tokio::select! {
+            _ = sigint.recv() => break 0,
+            _ = sigterm.recv() => break 0,
+            status = gateway.child.wait() => {
+                let end = status.map(crate::types::ProcessEnd::from_status).map(|e| e.to_string()).unwrap_or_else(|e| e.to_string());
+                tracing::error!(exit = %end, "nginx exited unexpectedly; stopping{}", error_log_tail(&run_dir.error_log(), 10));
+                break 1;
+            }
+            _ = tokio::time::sleep(Duration::from_secs(1)) => process::reap_orphans(&owned),
+        }
+    };
+
+    tracing::info!("stopping: waiting up to {} s for in-flight requests (press Ctrl-C again to force)", STOP_GRACE.as_secs());
+    control_task.abort();
+    let stop = async {
+        tokio::join!(gateway.stop(STOP_GRACE), workers.stop_all(STOP_GRACE));
+    };
+    tokio::select! {
+        _ = stop => {}
+        _ = async { tokio::select! { _ = sigint.recv() => {}, _ = sigterm.recv() => {} } } => {
+            tracing::warn!("forced stop");
+            process::signal_group(gateway.pid, nix::sys::signal::Signal::SIGKILL);
+            for pid in workers.alive_pids() {
+                process::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+    process::reap_orphans(&[]);
+    let _ = std::fs::remove_file(&run_dir.control_socket);
+    let _ = std::fs::remove_dir_all(&run_dir.sockets);
+    if let Some(ready_file) = &settings.ready_file {
+        let _ = std::fs::remove_file(ready_file);
+    }
+    tracing::info!("stopped");
+    Ok(code)
+}
+
+fn resolve_interpreters(settings: &Settings, catalog: &Catalog) -> BTreeMap<Runtime, Result<PathBuf, String>> {
+    let as_root = nix::unistd::Uid::effective().is_root();
+    let used: std::collections::BTreeSet<Runtime> = catalog.functions.iter().map(|f| f.runtime).collect();
+    used.into_iter()
+        .map(|runtime| {
+            let override_bin = match runtime {
+                Runtime::Python => settings.python_bin.as_deref(),
+                Runtime::Node => settings.node_bin.as_deref(),
+                _ => None,
+            };
+            let found = binaries::find_interpreter(runtime, override_bin, as_root).map_err(|e| {
+                tracing::warn!("{e}; its functions will answer 503 (hint: {})", e.hint());
+                e.to_string()
+            });
+            if let Ok(path) = &found {
+                tracing::debug!(%runtime, interpreter = %path.display(), "interpreter");
+            }
+            (runtime, found)
+        })
+        .collect()
+}
+
+fn nginx_context(settings: &Settings, run_dir: &RunDir, catalog: &Catalog) -> NginxContext {
+    let max_body = catalog.max_body_bytes();
+    NginxContext {
+        fastfn_version: env!("CARGO_PKG_VERSION").to_string(),
+        load_modules: match settings.nginx.flavor {
+            NginxFlavor::OpenResty => Vec::new(),
+            NginxFlavor::StockWithLuaModule => settings.nginx.modules.clone(),
+        },
+        user: settings.gateway_user.as_ref().map(|u| u.name.clone()),
+        group: settings.gateway_user.as_ref().map(|u| u.group.clone()),
+        worker_processes: settings.nginx_workers.clone(),
+        run_dir: run_dir.root.clone(),
+        logs_dir: run_dir.logs.clone(),
+        tmp_dir: run_dir.tmp.clone(),
+        lua_dir: run_dir.lua_dir(),
+        error_log_level: "notice".to_string(),
+        echo_logs: settings.mode == Mode::Dev,
+        listen: match settings.listen {
+            std::net::SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+            std::net::SocketAddr::V4(a) => a.to_string(),
+        },
+        client_max_body_size: max_body,
+        client_body_buffer_size: max_body.min(1024 * 1024),
+        catalog_path: run_dir.catalog_path(),
+        control_socket: run_dir.control_socket.clone(),
+        mode: settings.mode.as_str().to_string(),
+        cold_start_timeout_ms: settings.cold_start_timeout_ms,
+    }
+}
+
+/// Tells humans (stderr) and scripts (one JSON line on stdout, and the ready file) that the stack serves.
+fn announce(settings: &Settings, run_dir: &RunDir, catalog: &Catalog, took: Duration) -> anyhow::Result<()> {
+    let url = format!("http://{}", settings.listen);
+    tracing::info!(
+        "{} function(s) from {} on {url} (run dir {})",
+        catalog.functions.len(),
+        settings.functions_root.display(),
+        run_dir.root.display()
+    );
+    for route in &catalog.routes {
+        let methods: Vec<String> = route.methods.iter().map(|m| format!("{m:?}").to_ascii_uppercase()).collect();
+        let name = catalog.function(&route.function).map(|f| format!("{}:{}", f.runtime, f.name)).unwrap_or_default();
+        tracing::info!("  {:<7} {} -> {name}", methods.join(","), route.path);
+    }
+    for conflict in &catalog.conflicts {
+        tracing::warn!("  409     {conflict} (ambiguous)");
+    }
+    tracing::info!("ready in {} ms", took.as_millis());
+    let line = json!({
+        "event": "ready",
+        "url": url,
+        "listen": settings.listen.to_string(),
+        "functions": catalog.functions.len(),
+        "routes": catalog.routes.len(),
+        "run_dir": run_dir.root,
+        "pid": std::process::id(),
+    })
+    .to_string();
+    println!("{line}");
+    if let Some(path) = &settings.ready_file {
+        catalog::write_atomic(path, format!("{line}\n").as_bytes(), 0o644).with_context(|| format!("cannot write the ready file `{}`", path.display()))?;
+    }
+    Ok(())
+}
+
+fn error_log_tail(path: &std::path::Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    let tail = &all[all.len().saturating_sub(lines)..];
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("\nlast lines of {}:\n  {}", path.display(), tail.join("\n  "))
+    }
+}

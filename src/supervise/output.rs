@@ -1,0 +1,114 @@
+//! Child output: every line a child prints is prefixed with who printed it, bounded, stripped of terminal escapes,
+//! written to the instance's log file and, in dev, echoed to the terminal. The reader never stops draining, so a
+//! child can never block on a full pipe.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Longest line kept; the rest is dropped and the line marked.
+pub const MAX_LINE: usize = 16 * 1024;
+
+#[derive(Clone)]
+pub struct OutputSink {
+    file: Arc<Mutex<std::fs::File>>,
+    echo: bool,
+}
+
+impl OutputSink {
+    pub fn open(path: &Path, echo: bool) -> std::io::Result<OutputSink> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+        Ok(OutputSink { file: Arc::new(Mutex::new(file)), echo })
+    }
+
+    pub fn line(&self, prefix: &str, line: &str) {
+        let text = format!("[{prefix}] {line}\n");
+        if let Ok(mut file) = self.file.lock() {
+            let _ = file.write_all(text.as_bytes());
+        }
+        if self.echo {
+            let _ = std::io::stderr().write_all(text.as_bytes());
+        }
+    }
+
+    /// Drains `reader` until EOF, one prefixed line at a time.
+    pub async fn drain<R: AsyncRead + Unpin>(self, prefix: String, mut reader: R) {
+        let mut buf = vec![0u8; 8192];
+        let mut line: Vec<u8> = Vec::with_capacity(256);
+        let mut dropped = 0usize;
+        loop {
+            let n = match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            for &byte in &buf[..n] {
+                if byte == b'\n' {
+                    self.emit(&prefix, &line, dropped);
+                    line.clear();
+                    dropped = 0;
+                } else if line.len() < MAX_LINE {
+                    line.push(byte);
+                } else {
+                    dropped += 1;
+                }
+            }
+        }
+        if !line.is_empty() {
+            self.emit(&prefix, &line, dropped);
+        }
+    }
+
+    fn emit(&self, prefix: &str, raw: &[u8], dropped: usize) {
+        let mut text = sanitize(raw);
+        if dropped > 0 {
+            text.push_str(&format!(" …[{dropped} bytes truncated]"));
+        }
+        self.line(prefix, &text);
+    }
+}
+
+/// Invalid UTF-8 becomes U+FFFD; control characters (ANSI escapes included) become visible `\x1b`-style text, so a
+/// handler cannot rewrite the operator's terminal.
+pub fn sanitize(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let text = text.strip_suffix('\r').unwrap_or(&text);
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\t' {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_and_invalid_utf8_are_neutralised() {
+        assert_eq!(sanitize(b"\x1b[31mred\x1b[0m"), "\\x1b[31mred\\x1b[0m");
+        assert_eq!(sanitize(b"ok\xffok\r"), "ok\u{fffd}ok");
+    }
+
+    #[tokio::test]
+    async fn long_lines_are_truncated_and_marked() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("out.log");
+        let sink = OutputSink::open(&path, false).expect("open");
+        let mut input = vec![b'a'; MAX_LINE + 10];
+        input.extend_from_slice(b"\nsecond\nlast-no-newline");
+        sink.drain("fn:x".into(), &input[..]).await;
+        let text = std::fs::read_to_string(&path).expect("read");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].ends_with("…[10 bytes truncated]"));
+        assert_eq!(lines[1], "[fn:x] second");
+        assert_eq!(lines[2], "[fn:x] last-no-newline");
+    }
+}

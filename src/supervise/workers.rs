@@ -1,0 +1,288 @@
+//! Function workers: one process per function, started on first use (a cold start asked for by the gateway over
+//! the control socket), handed a listening socket the supervisor bound, watched until it exits, restarted on the
+//! next request after a crash, with backoff while it keeps crashing.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde_json::json;
+use tokio::net::UnixStream;
+use tokio::sync::oneshot;
+
+use super::backoff;
+use super::output::OutputSink;
+use super::process::{signal_group, ChildSetup, WORKER_LISTEN_FD};
+use crate::catalog::{Catalog, CatalogFunction};
+use crate::frame;
+use crate::types::{Mode, ProcessEnd, Runtime};
+
+/// Environment variables passed through from the supervisor to workers; everything else is withheld.
+const PASSTHROUGH_ENV: &[&str] = &["PATH", "LANG", "TZ", "HOME"];
+
+/// Fixed facts every worker start needs.
+pub struct WorkerEnv {
+    pub mode: Mode,
+    pub runtimes_dir: PathBuf,
+    /// The interpreter per runtime, or why there is none (the functions of that runtime answer 503).
+    pub interpreters: BTreeMap<Runtime, Result<PathBuf, String>>,
+    /// Owner of worker sockets when running as root (the gateway's uid).
+    pub socket_owner: Option<u32>,
+    pub cold_start_timeout: Duration,
+    pub output: OutputSink,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum State {
+    Idle,
+    Running { pid: u32, since: Instant },
+    Backoff { until: Instant },
+}
+
+struct Slot {
+    /// Held while starting, so concurrent cold starts of one function wait for a single start.
+    start: tokio::sync::Mutex<()>,
+    state: Mutex<SlotState>,
+}
+
+struct SlotState {
+    state: State,
+    attempt: u32,
+    last_exit: Option<ProcessEnd>,
+}
+
+pub struct Workers {
+    env: WorkerEnv,
+    catalog: RwLock<Arc<Catalog>>,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    alive: Mutex<HashSet<u32>>,
+}
+
+impl Workers {
+    pub fn new(env: WorkerEnv, catalog: Arc<Catalog>) -> Arc<Workers> {
+        Arc::new(Workers { env, catalog: RwLock::new(catalog), slots: Mutex::new(HashMap::new()), alive: Mutex::new(HashSet::new()) })
+    }
+
+    fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.read().map(|c| Arc::clone(&c)).unwrap_or_else(|poisoned| Arc::clone(&poisoned.into_inner()))
+    }
+
+    fn slot(&self, id: &str) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(slots.entry(id.to_string()).or_insert_with(|| {
+            Arc::new(Slot { start: tokio::sync::Mutex::new(()), state: Mutex::new(SlotState { state: State::Idle, attempt: 0, last_exit: None }) })
+        }))
+    }
+
+    /// Pids of every worker process still running (for reaping and shutdown).
+    pub fn alive_pids(&self) -> Vec<u32> {
+        self.alive.lock().map(|a| a.iter().copied().collect()).unwrap_or_default()
+    }
+
+    /// Makes sure the function's worker is running and answers ping; starts it if needed.
+    pub async fn ensure(self: &Arc<Self>, id: &str) -> Result<(), String> {
+        let catalog = self.catalog();
+        let function = catalog.function(id).ok_or_else(|| format!("unknown function `{id}`"))?.clone();
+        let slot = self.slot(id);
+        let _starting = slot.start.lock().await;
+        {
+            let st = slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match st.state {
+                State::Running { .. } => return Ok(()),
+                State::Backoff { until } if Instant::now() < until => {
+                    let last = st.last_exit.map(|e| format!(" ({e})")).unwrap_or_default();
+                    return Err(format!(
+                        "worker of `{}` crashed{last}; next start allowed in {} ms",
+                        function.name,
+                        until.saturating_duration_since(Instant::now()).as_millis()
+                    ));
+                }
+                _ => {}
+            }
+        }
+        match self.start(&function, &slot).await {
+            Ok(()) => Ok(()),
+            Err(why) => {
+                let mut st = slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let delay = backoff::delay(st.attempt);
+                st.attempt = st.attempt.saturating_add(1);
+                st.state = State::Backoff { until: Instant::now() + delay };
+                tracing::warn!(function = %function.name, error = %why, "worker failed to start");
+                Err(why)
+            }
+        }
+    }
+
+    async fn start(self: &Arc<Self>, function: &CatalogFunction, slot: &Arc<Slot>) -> Result<(), String> {
+        let interpreter = match self.env.interpreters.get(&function.runtime) {
+            Some(Ok(path)) => path.clone(),
+            Some(Err(why)) => return Err(why.clone()),
+            None => return Err(format!("no {} interpreter was resolved", function.runtime)),
+        };
+        let listener = bind_socket(&function.socket, self.env.socket_owner)?;
+        let program = crate::assets::worker_program(&self.env.runtimes_dir, function.runtime);
+
+        let mut command = tokio::process::Command::new(&interpreter);
+        command
+            .arg(&program)
+            .env_clear()
+            .envs(PASSTHROUGH_ENV.iter().filter_map(|k| std::env::var(k).ok().map(|v| (*k, v))))
+            .envs(std::env::vars().filter(|(k, _)| k.starts_with("LC_")))
+            .env("FN_WORKER_LISTEN_FD", WORKER_LISTEN_FD.to_string())
+            .env("FN_RUNTIME", function.runtime.as_str())
+            .env("FN_FUNCTION_NAME", &function.name)
+            .env("FN_FUNCTION_DIR", &function.dir)
+            .env("FN_HANDLER_PATH", &function.entry)
+            .env("FN_HANDLER_NAME", &function.handler)
+            .env("FN_MODE", self.env.mode.as_str())
+            // Run state never goes into the functions folder: no __pycache__ next to handlers.
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .current_dir(&function.dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if std::env::var_os("PATH").is_none() {
+            command.env("PATH", "/usr/local/bin:/usr/bin:/bin");
+        }
+        ChildSetup::new(Some(listener.as_raw_fd())).apply(&mut command);
+        let mut child = command.spawn().map_err(|e| format!("cannot start `{}`: {e}", interpreter.display()))?;
+        // Our copy of the listening socket must close, so that a dead worker means "connection refused".
+        drop(listener);
+        let pid = child.id().ok_or("worker exited before it could be watched")?;
+        self.alive.lock().map(|mut a| a.insert(pid)).ok();
+        let prefix = format!("fn:{}", function.name);
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(self.env.output.clone().drain(prefix.clone(), out));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(self.env.output.clone().drain(prefix, err));
+        }
+
+        let (exited_tx, exited_rx) = oneshot::channel();
+        let started = Instant::now();
+        {
+            let mut st = slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            st.state = State::Running { pid, since: started };
+        }
+        let this = Arc::clone(self);
+        let watched = Arc::clone(slot);
+        let name = function.name.clone();
+        tokio::spawn(async move {
+            let end = match child.wait().await {
+                Ok(status) => ProcessEnd::from_status(status),
+                Err(_) => ProcessEnd::Exit(-1),
+            };
+            this.alive.lock().map(|mut a| a.remove(&pid)).ok();
+            this.on_exit(&watched, &name, pid, end);
+            let _ = exited_tx.send(end);
+        });
+
+        let ping = ping(&function.socket, self.env.cold_start_timeout);
+        tokio::select! {
+            result = ping => match result {
+                Ok(()) => {
+                    tracing::info!(function = %function.name, pid, ms = started.elapsed().as_millis() as u64, "worker ready");
+                    Ok(())
+                }
+                Err(why) => {
+                    self.kill(&function.id);
+                    Err(format!("worker of `{}` did not answer ping: {why}", function.name))
+                }
+            },
+            end = exited_rx => {
+                let end = end.map(|e| e.to_string()).unwrap_or_else(|_| "unknown".into());
+                Err(format!("worker of `{}` exited during start ({end}); see its output above", function.name))
+            }
+        }
+    }
+
+    fn on_exit(&self, slot: &Slot, name: &str, pid: u32, end: ProcessEnd) {
+        let mut st = slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        st.last_exit = Some(end);
+        match st.state {
+            State::Running { pid: running, since } if running == pid => {
+                // Nobody asked it to stop: a crash. The next request restarts it, after the backoff delay.
+                st.attempt = backoff::next_attempt(st.attempt, since.elapsed());
+                let delay = backoff::delay(st.attempt.saturating_sub(1));
+                st.state = State::Backoff { until: Instant::now() + delay };
+                tracing::warn!(function = %name, pid, exit = %end, restart_after_ms = delay.as_millis() as u64, "worker exited unexpectedly");
+            }
+            _ => tracing::debug!(function = %name, pid, exit = %end, "worker stopped"),
+        }
+    }
+
+    /// Stops a function's worker at once (the gateway gave up on it). It starts again on the next request.
+    pub fn kill(&self, id: &str) {
+        let slot = self.slot(id);
+        let mut st = slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let State::Running { pid, .. } = st.state {
+            st.state = State::Idle;
+            signal_group(pid, Signal::SIGKILL);
+        }
+    }
+
+    /// Stops every worker: SIGTERM to each process group, SIGKILL to what is left after `grace`.
+    pub async fn stop_all(&self, grace: Duration) {
+        let pids: Vec<u32> = {
+            let slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            slots
+                .values()
+                .filter_map(|slot| {
+                    let mut st = slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    match std::mem::replace(&mut st.state, State::Idle) {
+                        State::Running { pid, .. } => Some(pid),
+                        _ => None,
+                    }
+                })
+                .collect()
+        };
+        for pid in &pids {
+            signal_group(*pid, Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + grace;
+        while !self.alive_pids().is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for pid in self.alive_pids() {
+            signal_group(pid, Signal::SIGKILL);
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !self.alive_pids().is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Binds the worker's socket: stale file removed, mode 0600, owned by the gateway.
+fn bind_socket(path: &Path, owner: Option<u32>) -> Result<std::os::unix::net::UnixListener, String> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot remove stale socket `{}`: {e}", path.display())),
+    }
+    let listener = std::os::unix::net::UnixListener::bind(path).map_err(|e| format!("cannot bind `{}`: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| format!("cannot chmod `{}`: {e}", path.display()))?;
+    if let Some(uid) = owner {
+        crate::rundir::chown(path, Some(uid), None).map_err(|e| format!("cannot chown `{}`: {e}", path.display()))?;
+    }
+    Ok(listener)
+}
+
+/// Sends `{"op":"ping"}` and waits for `{"op":"pong"}`.
+async fn ping(socket: &Path, timeout: Duration) -> Result<(), String> {
+    let attempt = async {
+        let mut stream = UnixStream::connect(socket).await.map_err(|e| format!("connect: {e}"))?;
+        frame::write(&mut stream, &frame::object(json!({"op": "ping"}))).await.map_err(|e| e.to_string())?;
+        let reply = frame::read(&mut stream, frame::MAX_CONTROL_FRAME).await.map_err(|e| e.to_string())?;
+        if reply.get("op").and_then(|v| v.as_str()) == Some("pong") {
+            Ok(())
+        } else {
+            Err(format!("unexpected reply {}", serde_json::Value::Object(reply)))
+        }
+    };
+    tokio::time::timeout(timeout, attempt).await.map_err(|_| format!("no answer within {} ms", timeout.as_millis()))?
+}
