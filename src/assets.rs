@@ -15,16 +15,24 @@ pub fn extract(lua_dir: &Path, runtimes_dir: &Path) -> std::io::Result<()> {
     write_tree(&RUNTIMES, runtimes_dir)
 }
 
+/// Tests and test helpers live beside the programs in the source tree but are not part of what runs.
+fn is_test_file(name: &str) -> bool {
+    name.starts_with("test_") || name.ends_with(".test.js") || name.ends_with("_spec.lua") || name.ends_with(".pyc")
+}
+
 fn write_tree(dir: &Dir<'_>, target: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     std::fs::DirBuilder::new().recursive(true).mode(0o755).create(target)?;
-    for file in dir.files() {
+    for file in dir.files().filter(|f| !is_test_file(&f.path().file_name().unwrap_or_default().to_string_lossy())) {
         let path = target.join(file.path().file_name().unwrap_or_default());
         std::fs::write(&path, file.contents())?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
     }
     for sub in dir.dirs() {
         let name = sub.path().file_name().unwrap_or_default();
+        if ["spec", "testing", "__pycache__", "node_modules"].contains(&name.to_string_lossy().as_ref()) {
+            continue;
+        }
         write_tree(sub, &target.join(name))?;
     }
     Ok(())

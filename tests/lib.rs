@@ -1,0 +1,6 @@
+//! Integration tests: each one boots the real stack (the `fastfn` binary, real nginx with the Lua module, real
+//! Python and Node workers) on a free loopback port and talks HTTP to it.
+
+mod harness;
+
+mod skeleton;

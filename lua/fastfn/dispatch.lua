@@ -169,18 +169,27 @@ local function connect(fn)
     return sock
 end
 
--- A connection to the function's worker, cold-starting it when nobody listens. With `fresh`, pooled connections are
--- discarded until a new one is opened (after a pooled one turned out dead, the rest of the pool is suspect too).
+-- A new connection: pooled ones are closed until connect() opens a fresh one. Used after a pooled connection turned
+-- out dead and after a cold start: whatever idles in the pool then predates the worker that now listens.
+local function connect_fresh(fn)
+    local sock, err = connect(fn)
+    local drained = 0
+    while sock and sock:getreusedtimes() > 0 and drained <= POOL_SIZE do
+        sock:close()
+        drained = drained + 1
+        sock, err = connect(fn)
+    end
+    return sock, err
+end
+
+-- A connection to the function's worker, cold-starting it when nobody listens (`fresh`: see connect_fresh).
 -- Returns sock, state; or nil, status, message, state.
 local function open(fn, request_id, fresh)
-    local sock, err = connect(fn)
+    local sock, err
     if fresh then
-        local drained = 0
-        while sock and sock:getreusedtimes() > 0 and drained <= POOL_SIZE do
-            sock:close()
-            drained = drained + 1
-            sock, err = connect(fn)
-        end
+        sock, err = connect_fresh(fn)
+    else
+        sock, err = connect(fn)
     end
     if sock then
         return sock, WARM
@@ -200,7 +209,7 @@ local function open(fn, request_id, fresh)
             cerr or tostring(reply.error), ", request ", request_id)
         return nil, 503, "runtime down", COLD
     end
-    sock, err = connect(fn)
+    sock, err = connect_fresh(fn)
     if not sock then
         log(WARN, "fastfn: function ", fn.name, " (", fn.id, "): connect after cold start: ", err,
             ", request ", request_id)
@@ -237,12 +246,16 @@ function _M.call(fn, payload, request_id)
                 return nil, 502, "runtime error", state
             end
             -- The pooled connection died while idle: once more on a new one (which may cold-start).
+            log(INFO, "fastfn: pooled connection to ", fn.id, " was dead (", ok and "read" or "send", ": ", err,
+                "), retrying, request ", request_id)
             local status, s2
             sock, status, msg, s2 = open(fn, request_id, true)
             if not sock then
-                return nil, status, msg, s2
+                return nil, status, msg, s2 == COLD and COLD or state
             end
-            state = status
+            if status == COLD then
+                state = COLD
+            end
         else
             local n, lerr = decode_len(hdr, MAX_RESPONSE)
             if not n then

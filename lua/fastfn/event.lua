@@ -4,7 +4,6 @@ local ngx = ngx
 local var = ngx.var
 local get_uri_args = ngx.req.get_uri_args
 local get_headers = ngx.req.get_headers
-local unescape_uri = ngx.unescape_uri
 local now = ngx.now
 local worker_pid = ngx.worker.pid
 local find = string.find
@@ -15,7 +14,6 @@ local format = string.format
 local concat = table.concat
 local floor = math.floor
 local type = type
-local pairs = pairs
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -72,15 +70,11 @@ local function first(v)
     return v
 end
 
---- The event for the current request. fn: catalog function; path: normalised path; params: from the router (values
--- are URI-unescaped here, in place); body: string or nil; id, ts: from new_id().
+--- The event for the current request. fn: catalog function; path: normalised path; params: from the router; body:
+-- string or nil; id, ts: from new_id().
+-- The path (ngx.var.uri) is percent-decoded once by nginx, so param values are already unescaped. They are not
+-- unescaped a second time (upstream did): that would turn "%252e%252e" into "..", past the gateway's `..` check.
 function _M.build(fn, method, path, params, body, id, ts)
-    for k, v in pairs(params) do
-        if find(v, "%", 1, true) then
-            params[k] = unescape_uri(v)
-        end
-    end
-
     local headers = get_headers(MAX_HEADERS)
     local cookie = headers["cookie"]
     if type(cookie) == "table" then

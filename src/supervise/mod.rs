@@ -41,6 +41,8 @@ use workers::{WorkerEnv, Workers};
 const GATEWAY_START_DEADLINE: Duration = Duration::from_secs(15);
 /// How long in-flight requests get to finish at shutdown before processes are killed.
 const STOP_GRACE: Duration = Duration::from_secs(3);
+/// Workers have no requests left once nginx has stopped; this is only for their own cleanup.
+const WORKER_STOP_GRACE: Duration = Duration::from_secs(1);
 
 /// Runs the stack until a signal stops it. Returns the process exit code.
 pub async fn run(settings: Settings) -> anyhow::Result<i32> {
@@ -89,7 +91,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
     let mut sigterm = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
 
     let started = Instant::now();
-    let mut gateway = Gateway::spawn(&settings.nginx, &run_dir.root, &run_dir.nginx_conf(), &run_dir.error_log(), &output)
+    let nginx_output = OutputSink::echo_only(settings.mode == Mode::Dev);
+    let mut gateway = Gateway::spawn(&settings.nginx, &run_dir.root, &run_dir.nginx_conf(), &run_dir.error_log(), &nginx_output)
         .with_context(|| format!("cannot start `{}`", settings.nginx.binary.display()))?;
     let ready = tokio::select! {
         r = nginx::wait_ready(&mut gateway, settings.listen, GATEWAY_START_DEADLINE) => r,
@@ -121,8 +124,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
 
     tracing::info!("stopping: waiting up to {} s for in-flight requests (press Ctrl-C again to force)", STOP_GRACE.as_secs());
     control_task.abort();
+    // nginx first: it drains in-flight requests, which still need their workers; then the workers.
     let stop = async {
-        tokio::join!(gateway.stop(STOP_GRACE), workers.stop_all(STOP_GRACE));
+        gateway.stop(STOP_GRACE).await;
+        workers.stop_all(WORKER_STOP_GRACE).await;
     };
     tokio::select! {
         _ = stop => {}

@@ -13,7 +13,7 @@ pub const MAX_LINE: usize = 16 * 1024;
 
 #[derive(Clone)]
 pub struct OutputSink {
-    file: Arc<Mutex<std::fs::File>>,
+    file: Option<Arc<Mutex<std::fs::File>>>,
     echo: bool,
 }
 
@@ -21,12 +21,17 @@ impl OutputSink {
     pub fn open(path: &Path, echo: bool) -> std::io::Result<OutputSink> {
         use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
-        Ok(OutputSink { file: Arc::new(Mutex::new(file)), echo })
+        Ok(OutputSink { file: Some(Arc::new(Mutex::new(file))), echo })
+    }
+
+    /// A sink for a child that keeps its own log files (nginx): lines are only echoed, in dev.
+    pub fn echo_only(echo: bool) -> OutputSink {
+        OutputSink { file: None, echo }
     }
 
     pub fn line(&self, prefix: &str, line: &str) {
         let text = format!("[{prefix}] {line}\n");
-        if let Ok(mut file) = self.file.lock() {
+        if let Some(Ok(mut file)) = self.file.as_ref().map(|f| f.lock()) {
             let _ = file.write_all(text.as_bytes());
         }
         if self.echo {
