@@ -63,7 +63,7 @@ impl Catalog {
             })
             .collect();
         let mut routes: Vec<&Route> = found.routes.iter().collect();
-        routes.sort_by(|a, b| match_order(a).cmp(&match_order(b)));
+        routes.sort_by_key(|r| match_order(r));
         Catalog {
             schema_version: SCHEMA_VERSION,
             generated_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),

@@ -158,7 +158,10 @@ impl RouteTable {
     }
 }
 
-fn sorted_entries(dir: &Path, table: &mut RouteTable) -> (Vec<(String, PathBuf)>, Vec<(String, PathBuf)>) {
+/// Named entries of a folder: (files, subfolders), each sorted by name.
+type Entries = (Vec<(String, PathBuf)>, Vec<(String, PathBuf)>);
+
+fn sorted_entries(dir: &Path, table: &mut RouteTable) -> Entries {
     let mut files = Vec::new();
     let mut dirs = Vec::new();
     let entries = match fs::read_dir(dir) {

@@ -34,7 +34,7 @@ fn python_and_node_answer_cold_then_warm() {
     }
     // The human banner names the address and the function count before it says ready.
     let stderr = stack.stderr();
-    let banner = stderr.find(&format!("2 function(s) from")).expect("banner with the function count");
+    let banner = stderr.find("2 function(s) from").expect("banner with the function count");
     let ready = stderr.find("ready in").expect("ready line");
     assert!(banner < ready, "{stderr}");
     assert!(stderr.contains(&format!("http://127.0.0.1:{}", stack.port)));

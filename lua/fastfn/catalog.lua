@@ -210,7 +210,7 @@ function _M.load(path)
     end
     local f, oerr = open(path, "rb")
     if not f then
-        error(format("fastfn: cannot read catalog %s: %s", path, tostring(oerr)), 0)
+        error(format("fastfn: cannot read catalog %s", tostring(oerr)), 0)
     end
     local text = f:read("*a")
     f:close()

@@ -156,6 +156,8 @@ local function timed_out(fn, request_id, what)
     end
 end
 
+-- The access() before every connect costs about 1 us (measured on the dev VM); skipping it while the pool is likely
+-- warm would leave a [crit] line whenever a worker vanishes between two close requests.
 local function connect(fn)
     if not socket_exists(fn.socket) then
         return nil, MISSING

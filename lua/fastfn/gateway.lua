@@ -202,9 +202,10 @@ end
 
 --- error_page … @fastfn_error: answers nginx's own errors as {"error": …} JSON with the original status.
 function _M.nginx_error()
+    -- ngx.status is the original status here (nginx keeps it in r->err_status across the redirect).
     local status = ngx.status
-    if not MESSAGES[status] then
-        status = tonumber(var.status) or status
+    if status < 400 then
+        status = 500
     end
     local msg = MESSAGES[status]
     if not msg then

@@ -49,6 +49,7 @@ pub struct Stack {
 }
 
 impl Stack {
+    #[allow(clippy::new_ret_no_self)] // Stack::new().file(..).start() reads best at call sites
     pub fn new() -> StackBuilder {
         StackBuilder { files: Vec::new(), env: Vec::new(), mode: "dev" }
     }

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what fastfn and its tests need (idempotent: only missing Debian packages are installed), then builds
+# the release binary. Usage: scripts/setup.sh [--no-build]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# nginx with the Lua module, the interpreters the workers run on, and the tools the tests and benches use.
+packages=(nginx libnginx-mod-http-lua libnginx-mod-http-ndk lua-resty-core lua-cjson python3 lua-busted wrk)
+# Node comes with the machine where it exists; installing Debian's npm over a newer Node would downgrade it.
+command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  as_root=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "setup: run as root, or install: apt-get install -y ${missing[*]}" >&2; exit 1; }
+    as_root=(sudo)
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${as_root[@]}" apt-get update -qq
+  "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "${1:-}" != "--no-build" ]; then
+  cargo build --release --locked 2>&1 | tail -n 2 >&2
+fi
