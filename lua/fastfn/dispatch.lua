@@ -185,7 +185,7 @@ local function connect_fresh(fn)
 end
 
 -- A connection to the function's worker, cold-starting it when nobody listens (`fresh`: see connect_fresh).
--- Returns sock, state; or nil, status, message, state.
+-- Returns sock, state; or nil, state, status, message.
 local function open(fn, request_id, fresh)
     local sock, err
     if fresh then
@@ -198,24 +198,24 @@ local function open(fn, request_id, fresh)
     end
     if err == "timeout" then
         timed_out(fn, request_id, "connect")
-        return nil, 504, "runtime timeout", WARM
+        return nil, WARM, 504, "runtime timeout"
     end
     if not NOT_LISTENING[err] then
         log(WARN, "fastfn: function ", fn.name, " (", fn.id, "): connect: ", err, ", request ", request_id)
-        return nil, 503, "runtime down", WARM
+        return nil, WARM, 503, "runtime down"
     end
 
     local reply, cerr = control_call(fn.ensure_frame)
     if not reply or reply.ok ~= true then
         log(WARN, "fastfn: cold start of ", fn.name, " (", fn.id, ") failed: ",
             cerr or tostring(reply.error), ", request ", request_id)
-        return nil, 503, "runtime down", COLD
+        return nil, COLD, 503, "runtime down"
     end
     sock, err = connect_fresh(fn)
     if not sock then
         log(WARN, "fastfn: function ", fn.name, " (", fn.id, "): connect after cold start: ", err,
             ", request ", request_id)
-        return nil, 503, "runtime down", COLD
+        return nil, COLD, 503, "runtime down"
     end
     return sock, COLD
 end
@@ -223,9 +223,9 @@ end
 --- Sends payload (the encoded {"event": …}) to fn's worker. Returns envelope, nil, nil, state on success, or
 -- nil, status, message, state.
 function _M.call(fn, payload, request_id)
-    local sock, state, msg, st = open(fn, request_id, false)
+    local sock, state, status, msg = open(fn, request_id, false)
     if not sock then
-        return nil, state, msg, st
+        return nil, status, msg, state
     end
     local req = { frame_header(#payload), payload }
 
@@ -250,13 +250,13 @@ function _M.call(fn, payload, request_id)
             -- The pooled connection died while idle: once more on a new one (which may cold-start).
             log(INFO, "fastfn: pooled connection to ", fn.id, " was dead (", ok and "read" or "send", ": ", err,
                 "), retrying, request ", request_id)
-            local status, s2
-            sock, status, msg, s2 = open(fn, request_id, true)
-            if not sock then
-                return nil, status, msg, s2 == COLD and COLD or state
-            end
-            if status == COLD then
+            local state2
+            sock, state2, status, msg = open(fn, request_id, true)
+            if state2 == COLD then
                 state = COLD
+            end
+            if not sock then
+                return nil, status, msg, state
             end
         else
             local n, lerr = decode_len(hdr, MAX_RESPONSE)

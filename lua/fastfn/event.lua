@@ -14,6 +14,7 @@ local format = string.format
 local concat = table.concat
 local floor = math.floor
 local type = type
+local rawget = rawget
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -75,8 +76,9 @@ end
 -- The path (ngx.var.uri) is percent-decoded once by nginx, so param values are already unescaped. They are not
 -- unescaped a second time (upstream did): that would turn "%252e%252e" into "..", past the gateway's `..` check.
 function _M.build(fn, method, path, params, body, id, ts)
+    -- Names are lower-cased already; rawget skips the normalising __index of a missed lookup.
     local headers = get_headers(MAX_HEADERS)
-    local cookie = headers["cookie"]
+    local cookie = rawget(headers, "cookie")
     if type(cookie) == "table" then
         cookie = concat(cookie, "; ")
     end
@@ -93,7 +95,7 @@ function _M.build(fn, method, path, params, body, id, ts)
         headers = headers,
         body = body,
         session = cookie and session(cookie) or nil,
-        client = { ip = var.remote_addr, ua = first(headers["user-agent"]) },
+        client = { ip = var.remote_addr, ua = first(rawget(headers, "user-agent")) },
         context = {
             request_id = id,
             runtime = fn.runtime,

@@ -4,19 +4,33 @@
 --   serve()        content phase of `location /`: route, limit, build the event, dispatch, write the envelope.
 --   health()       /_fn/health.
 --   not_found()    the closed control-plane locations.
---   nginx_error()  the `error_page … @fastfn_error` location: errors nginx raises itself, as JSON.
+--   nginx_error()  the `error_page … /_fastfn_error` location: errors nginx raises itself, as JSON.
 
 local ngx = ngx
+require "resty.core"
+
+local json = require("cjson.safe").new()
+if json.encode_escape_forward_slash then   -- OpenResty's cjson: keep "/" readable in paths
+    json.encode_escape_forward_slash(false)
+end
+local router = require "fastfn.router"
+local catalog = require "fastfn.catalog"
+local event = require "fastfn.event"
+local dispatch = require "fastfn.dispatch"
+local response = require "fastfn.response"
+require "fastfn.frame"
 
 local _M = { _VERSION = "0.1.0" }
 
--- Filled by init(); plain upvalues, inherited by every worker.
-local catalog, router, event, dispatch, response, json
-local index, mode
-
-local var, req
-local get_method, read_body, get_body_data, get_body_file, discard_body
-local log, ERR
+local var = ngx.var
+local req = ngx.req
+local get_method = req.get_method
+local read_body = req.read_body
+local get_body_data = req.get_body_data
+local get_body_file = req.get_body_file
+local discard_body = req.discard_body
+local log = ngx.log
+local ERR = ngx.ERR
 local open = io.open
 local type = type
 local pairs = pairs
@@ -25,7 +39,13 @@ local tonumber = tonumber
 local xpcall = xpcall
 local traceback = debug.traceback
 
-local STATE_HEADERS = {}
+-- Set by init(); plain upvalues, inherited by every worker through the fork.
+local index, mode
+
+local STATE_HEADERS = {
+    warm = { [response.STATE_HEADER] = "warm" },
+    cold = { [response.STATE_HEADER] = "cold" },
+}
 
 local MESSAGES = {
     [400] = "bad request",
@@ -38,13 +58,16 @@ local MESSAGES = {
     [431] = "request header too large",
     [494] = "request header too large",
     [500] = "internal error",
+    [501] = "not implemented",
     [502] = "bad gateway",
     [503] = "service unavailable",
     [504] = "gateway timeout",
 }
 
 --- init_by_lua: opts = { catalog_path, control_socket, mode = "dev"|"run", cold_start_timeout_ms }.
--- Raises an error naming the catalog file when it cannot be used, so nginx (and `nginx -t`) refuses to start.
+-- Raises an error naming the catalog file when it cannot be used: nginx then exits at start-up with
+-- "init_by_lua error: fastfn: invalid catalog <path>: <problem>" in its error log. (`nginx -t` does not run
+-- init_by_lua, so it does not check the catalog.)
 function _M.init(opts)
     if type(opts) ~= "table" then
         error("fastfn.gateway.init: opts must be a table", 2)
@@ -52,15 +75,6 @@ function _M.init(opts)
     if opts.mode ~= "dev" and opts.mode ~= "run" then
         error("fastfn.gateway.init: mode must be \"dev\" or \"run\", got " .. tostring(opts.mode), 2)
     end
-    require "resty.core"
-    json = require "cjson.safe"
-    router = require "fastfn.router"
-    catalog = require "fastfn.catalog"
-    event = require "fastfn.event"
-    dispatch = require "fastfn.dispatch"
-    response = require "fastfn.response"
-    require "fastfn.frame"
-
     local ok, err = pcall(dispatch.configure, opts)
     if not ok then
         error("fastfn.gateway.init: " .. tostring(err), 2)
@@ -71,27 +85,21 @@ function _M.init(opts)
         dispatch.prepare(index.function_list[i])
     end
     mode = opts.mode
-
-    var, req = ngx.var, ngx.req
-    get_method, read_body, discard_body = req.get_method, req.read_body, req.discard_body
-    get_body_data, get_body_file = req.get_body_data, req.get_body_file
-    log, ERR = ngx.log, ngx.ERR
-
-    STATE_HEADERS.warm = { [response.STATE_HEADER] = "warm" }
-    STATE_HEADERS.cold = { [response.STATE_HEADER] = "cold" }
 end
 
+--- "dev" or "run", for the endpoints that will differ by mode.
 function _M.mode()
     return mode
 end
 
--- The request body as a string (nil when there is none), or nil, true when it is larger than limit.
+-- The request body: a string, or nil when there is none; or nil and "too large" when it exceeds limit, or nil and
+-- another error when nginx's temp file cannot be read.
 local function body_within(limit)
     read_body()
     local body = get_body_data()
     if body then
         if #body > limit then
-            return nil, true
+            return nil, "too large"
         end
         return body
     end
@@ -101,16 +109,24 @@ local function body_within(limit)
     end
     local f, err = open(path, "rb")
     if not f then
-        error("cannot open request body file " .. path .. ": " .. tostring(err))
+        return nil, err
     end
-    local size = f:seek("end")
-    if size > limit then
+    local size
+    size, err = f:seek("end")
+    if size and size > limit then
         f:close()
-        return nil, true
+        return nil, "too large"
     end
-    f:seek("set", 0)
-    body = f:read("*a")
+    if size then
+        size, err = f:seek("set", 0)
+    end
+    if size then
+        body, err = f:read("*a")
+    end
     f:close()
+    if not body then
+        return nil, path .. ": " .. tostring(err)
+    end
     if body == "" then
         return nil
     end
@@ -142,9 +158,13 @@ local function serve()
         discard_body()
         return response.error(413, "payload too large")
     end
-    local body, too_large = body_within(limit)
-    if too_large then
-        return response.error(413, "payload too large")
+    local body, berr = body_within(limit)
+    if berr then
+        if berr == "too large" then
+            return response.error(413, "payload too large")
+        end
+        log(ERR, "fastfn: cannot read the request body: ", berr)
+        return response.error(500, "failed to read request body")
     end
 
     local id, ts = event.new_id()
@@ -200,7 +220,7 @@ function _M.not_found()
     return response.error(404, "not found")
 end
 
---- error_page … @fastfn_error: answers nginx's own errors as {"error": …} JSON with the original status.
+--- error_page … /_fastfn_error: answers nginx's own errors as {"error": …} JSON with the original status.
 function _M.nginx_error()
     -- ngx.status is the original status here (nginx keeps it in r->err_status across the redirect).
     local status = ngx.status

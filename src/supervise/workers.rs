@@ -170,13 +170,14 @@ impl Workers {
         let this = Arc::clone(self);
         let watched = Arc::clone(slot);
         let name = function.name.clone();
+        let socket = function.socket.clone();
         tokio::spawn(async move {
             let end = match child.wait().await {
                 Ok(status) => ProcessEnd::from_status(status),
                 Err(_) => ProcessEnd::Exit(-1),
             };
             this.alive.lock().map(|mut a| a.remove(&pid)).ok();
-            this.on_exit(&watched, &name, pid, end);
+            this.on_exit(&watched, &name, &socket, pid, end);
             let _ = exited_tx.send(end);
         });
 
@@ -199,11 +200,12 @@ impl Workers {
         }
     }
 
-    fn on_exit(&self, slot: &Slot, name: &str, pid: u32, end: ProcessEnd) {
+    fn on_exit(&self, slot: &Slot, name: &str, socket: &Path, pid: u32, end: ProcessEnd) {
         let mut st = slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         st.last_exit = Some(end);
         match st.state {
             State::Running { pid: running, since } if running == pid => {
+                remove_socket(socket);
                 // Nobody asked it to stop: a crash. The next request restarts it, after the backoff delay.
                 st.attempt = backoff::next_attempt(st.attempt, since.elapsed());
                 let delay = backoff::delay(st.attempt.saturating_sub(1));
@@ -220,6 +222,9 @@ impl Workers {
         let mut st = slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let State::Running { pid, .. } = st.state {
             st.state = State::Idle;
+            if let Some(function) = self.catalog().function(id) {
+                remove_socket(&function.socket);
+            }
             signal_group(pid, Signal::SIGKILL);
         }
     }
@@ -253,6 +258,16 @@ impl Workers {
         while !self.alive_pids().is_empty() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// Removes a dead worker's socket file, so the gateway sees "no such file" (a quiet cold start) rather than
+/// "connection refused", which nginx logs as an error on every connect.
+fn remove_socket(path: &Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(socket = %path.display(), error = %e, "cannot remove a dead worker's socket"),
     }
 }
 
