@@ -109,9 +109,12 @@ fn run_mode_hides_exception_details() {
 
 #[test]
 fn a_crashed_worker_is_restarted_on_a_later_request() {
-    let stack = Stack::new()
+    let mut stack = Stack::new()
         .file("crash/handler.py", "import os\ndef handler(event):\n    if event['query'].get('die'):\n        os._exit(3)\n    return {'pid': os.getpid()}\n")
         .start();
+    // A connection nginx had pooled to the dead worker may fail once; nginx logs that itself.
+    stack.allow_log("Connection reset by peer");
+    stack.allow_log("Broken pipe");
     let first = stack.get("/crash");
     assert_eq!(first.status, 200, "{}", first.text());
     let died = stack.get("/crash?die=1");
@@ -263,7 +266,6 @@ fn run_state_stays_out_of_the_functions_folder() {
     names.sort();
     assert_eq!(names, vec!["hello-node/index.js".to_string(), "hello-py/handler.py".to_string()]);
     assert!(!stack.run_dir().starts_with(stack.functions.path()));
-    assert!(stack.log("error.log").lines().all(|l| !l.contains("[error]") && !l.contains("[alert]")), "{}", stack.log("error.log"));
 }
 
 fn walkdir(root: &std::path::Path) -> Vec<String> {

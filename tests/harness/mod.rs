@@ -46,6 +46,8 @@ pub struct Stack {
     pub work: tempfile::TempDir,
     pub ready: serde_json::Value,
     command: String,
+    /// error.log lines containing one of these are expected by the test (a client error it provoked, say).
+    allowed_log: Vec<&'static str>,
 }
 
 impl Stack {
@@ -109,7 +111,7 @@ impl StackBuilder {
         command.stdout(stdout).stderr(stderr);
         let description = format!("{command:?}");
         let child = command.spawn().expect("spawn fastfn");
-        let mut stack = Stack { port, child, functions, work, ready: serde_json::Value::Null, command: description };
+        let mut stack = Stack { port, child, functions, work, ready: serde_json::Value::Null, command: description, allowed_log: Vec::new() };
         let ready_file = stack.work.path().join("ready.json");
         let until = Instant::now() + READY_DEADLINE;
         loop {
@@ -206,10 +208,33 @@ fn walk(dir: &Path) -> std::io::Result<Vec<String>> {
     Ok(out)
 }
 
+impl Stack {
+    /// Declares error.log lines this test provokes on purpose.
+    pub fn allow_log(&mut self, needle: &'static str) {
+        self.allowed_log.push(needle);
+    }
+
+    /// Gateway log lines that mean something broke inside nginx or the Lua gateway (Test::Nginx's "no [error]").
+    pub fn error_log_problems(&self) -> Vec<String> {
+        self.log("error.log")
+            .lines()
+            .filter(|l| ["[error]", "[crit]", "[alert]", "[emerg]"].iter().any(|level| l.contains(level)) || l.contains("NYI:"))
+            .filter(|l| !self.allowed_log.iter().any(|allowed| l.contains(allowed)))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
 impl Drop for Stack {
     fn drop(&mut self) {
         if std::thread::panicking() {
             self.dump();
+        } else {
+            let problems = self.error_log_problems();
+            if !problems.is_empty() {
+                self.dump();
+                panic!("nginx error.log has errors:\n{}", problems.join("\n"));
+            }
         }
         let tree = procs::descendants(self.pid());
         if self.child.try_wait().ok().flatten().is_none() {
