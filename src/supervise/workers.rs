@@ -88,6 +88,16 @@ impl Workers {
         let function = catalog.function(id).ok_or_else(|| format!("unknown function `{id}`"))?.clone();
         let slot = self.slot(id);
         let _starting = slot.start.lock().await;
+        let running = matches!(slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).state, State::Running { .. });
+        if running {
+            // The gateway asks only when it could not connect: either a concurrent cold start already finished
+            // (the worker answers) or the worker just died and we have not reaped it yet (it does not).
+            if ping(&function.socket, Duration::from_secs(1)).await.is_ok() {
+                return Ok(());
+            }
+            tracing::warn!(function = %function.name, "worker stopped answering; restarting it");
+            self.kill(id);
+        }
         {
             let st = slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             match st.state {
