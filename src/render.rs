@@ -70,17 +70,16 @@ pub fn install(nginx: &Nginx, ctx: &NginxContext, target: &Path, error_log: &Pat
     std::fs::rename(&candidate, target).map_err(|source| RenderError::Write { path: target.to_path_buf(), source })
 }
 
+/// The arguments that point nginx at an instance: prefix, error log (before the config is read) and config.
+pub fn nginx_args<'a>(prefix: &'a Path, error_log: &'a Path, conf: &'a Path) -> [&'a std::ffi::OsStr; 6] {
+    ["-p".as_ref(), prefix.as_os_str(), "-e".as_ref(), error_log.as_os_str(), "-c".as_ref(), conf.as_os_str()]
+}
+
 /// Runs `nginx -t -q` on a config file.
 pub fn check(nginx: &Nginx, conf: &Path, prefix: &Path, error_log: &Path) -> Result<(), RenderError> {
     let output = Command::new(&nginx.binary)
-        .arg("-t")
-        .arg("-q")
-        .arg("-p")
-        .arg(prefix)
-        .arg("-e")
-        .arg(error_log)
-        .arg("-c")
-        .arg(conf)
+        .args(["-t", "-q"])
+        .args(nginx_args(prefix, error_log, conf))
         .output()
         .map_err(|source| RenderError::Spawn { binary: nginx.binary.clone(), source })?;
     if output.status.success() {
@@ -126,7 +125,7 @@ mod tests {
         assert!(text.contains("listen 127.0.0.1:8080;"));
         assert!(text.contains("pid /run/fastfn/127.0.0.1-8080/nginx.pid;"));
         assert!(text.contains(r#"lua_package_path "/run/fastfn/127.0.0.1-8080/lib/lua/?.lua;;";"#));
-        assert!(text.contains("access_log /dev/stdout fastfn;"));
+        assert!(text.contains("access_log /dev/stdout fastfn if=$fastfn_log_request;"));
         assert!(!text.contains("\nuser "));
         assert!(!text.contains("{{") && !text.contains("{%"), "unrendered tags left");
     }

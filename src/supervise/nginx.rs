@@ -21,12 +21,7 @@ impl Gateway {
     pub fn spawn(nginx: &Nginx, prefix: &Path, conf: &Path, error_log: &Path, output: &OutputSink) -> std::io::Result<Gateway> {
         let mut command = tokio::process::Command::new(&nginx.binary);
         command
-            .arg("-p")
-            .arg(prefix)
-            .arg("-e")
-            .arg(error_log)
-            .arg("-c")
-            .arg(conf)
+            .args(crate::render::nginx_args(prefix, error_log, conf))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());

@@ -229,12 +229,6 @@ impl Drop for Stack {
     fn drop(&mut self) {
         if std::thread::panicking() {
             self.dump();
-        } else {
-            let problems = self.error_log_problems();
-            if !problems.is_empty() {
-                self.dump();
-                panic!("nginx error.log has errors:\n{}", problems.join("\n"));
-            }
         }
         let tree = procs::descendants(self.pid());
         if self.child.try_wait().ok().flatten().is_none() {
@@ -243,10 +237,21 @@ impl Drop for Stack {
         let _ = self.child.kill();
         let _ = self.child.wait();
         // Never leave a process behind, even when the stack misbehaved: end each one by its pid.
+        let mut survivors = Vec::new();
         for pid in tree {
             if procs::alive(pid) {
+                survivors.push(format!("{pid} {}", procs::command_line(pid)));
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
             }
+        }
+        if std::thread::panicking() {
+            return;
+        }
+        // Checked only once everything is stopped, so a failing check never leaks processes.
+        let problems = self.error_log_problems();
+        if !problems.is_empty() || !survivors.is_empty() {
+            self.dump();
+            panic!("nginx error.log has errors:\n{}\nprocesses that outlived fastfn:\n{}", problems.join("\n"), survivors.join("\n"));
         }
     }
 }
