@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use crate::binaries::{self, Nginx};
 use crate::cli::StackArgs;
+use crate::guard::{self, GuardSettings};
 use crate::types::Mode;
 
 pub const DEFAULT_PORT: u16 = 8080;
@@ -54,6 +55,7 @@ pub struct Settings {
     pub gateway_user: Option<GatewayUser>,
     pub nginx_workers: String,
     pub cold_start_timeout_ms: u64,
+    pub guard: GuardSettings,
 }
 
 /// Reads an environment variable, treating empty as unset.
@@ -117,6 +119,8 @@ impl Settings {
             None
         };
 
+        let guard = guard::from_env(&env_var, &mut problems);
+
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems).into());
         }
@@ -142,6 +146,7 @@ impl Settings {
             gateway_user,
             nginx_workers,
             cold_start_timeout_ms,
+            guard,
         })
     }
 }

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::frame::{self, FrameError};
-use crate::supervise::workers::Workers;
+use crate::supervise::instance::Instance;
 
 pub struct ControlServer {
     listener: UnixListener,
@@ -32,7 +32,7 @@ impl ControlServer {
     }
 
     /// Accepts connections until the task is dropped.
-    pub async fn serve(self, workers: Arc<Workers>) {
+    pub async fn serve(self, instance: Arc<Instance>) {
         loop {
             let stream = match self.listener.accept().await {
                 Ok((stream, _)) => stream,
@@ -53,12 +53,12 @@ impl ControlServer {
                     continue;
                 }
             }
-            tokio::spawn(handle_connection(stream, Arc::clone(&workers)));
+            tokio::spawn(handle_connection(stream, Arc::clone(&instance)));
         }
     }
 }
 
-async fn handle_connection(mut stream: UnixStream, workers: Arc<Workers>) {
+async fn handle_connection(mut stream: UnixStream, instance: Arc<Instance>) {
     loop {
         let request = match frame::read(&mut stream, frame::MAX_CONTROL_FRAME).await {
             Ok(request) => request,
@@ -68,17 +68,24 @@ async fn handle_connection(mut stream: UnixStream, workers: Arc<Workers>) {
                 return;
             }
         };
-        let reply = handle(&request, &workers).await;
+        let reply = handle(&request, &instance).await;
         if frame::write(&mut stream, &reply).await.is_err() {
             return;
         }
     }
 }
 
-async fn handle(request: &Map<String, Value>, workers: &Arc<Workers>) -> Map<String, Value> {
+async fn handle(request: &Map<String, Value>, instance: &Arc<Instance>) -> Map<String, Value> {
     let op = request.get("op").and_then(Value::as_str).unwrap_or("");
     let function = request.get("function").and_then(Value::as_str);
+    let workers = &instance.workers;
     let reply = match (op, function) {
+        ("status", _) => json!({"ok": true, "status": instance.status()}),
+        ("catalog", _) => json!({"ok": true, "catalog": *workers.catalog()}),
+        ("reload", _) => match instance.reload().await {
+            Ok(summary) => summary,
+            Err(error) => json!({"ok": false, "error": error}),
+        },
         ("ensure", Some(id)) => match workers.ensure(id).await {
             Ok(()) => json!({"ok": true}),
             Err(error) => json!({"ok": false, "error": error}),

@@ -9,6 +9,8 @@
 //! - `rundir`: the instance's private run dir (config, sockets, logs, temp paths), locked per listen address.
 //! - `assets`: the Lua gateway and worker programs, embedded in the binary and extracted into the run dir.
 //! - `frame`: the 4-byte big-endian length + JSON framing used on every unix socket.
+//! - `guard`: control-plane guard settings (switches, admin token as a MAC, trusted networks, rate limits).
+//! - `gateway`: the settings file the Lua gateway loads at start (catalog path, control socket, guard).
 //! - `control`: the control socket the gateway uses to start cold workers and stop timed-out ones.
 //! - `supervise`: starts nginx and the function workers, watches them, stops everything on a signal.
 //! - `types`: vocabulary shared by all of the above (runtimes, methods, modes, process ends).
@@ -24,6 +26,8 @@ mod config;
 mod control;
 mod discover;
 mod frame;
+mod gateway;
+mod guard;
 mod render;
 mod rundir;
 mod supervise;

@@ -44,6 +44,9 @@ impl RunDir {
     pub fn catalog_path(&self) -> PathBuf {
         self.conf.join("catalog.json")
     }
+    pub fn gateway_settings(&self) -> PathBuf {
+        self.conf.join("gateway.json")
+    }
     pub fn nginx_conf(&self) -> PathBuf {
         self.conf.join("nginx.conf")
     }

@@ -96,7 +96,7 @@ function _M.prepare(fn)
 end
 
 -- One request/response exchange with the supervisor. Returns the decoded reply table, or nil and an error.
-local function control_call(req)
+local function control_call(req, max_reply)
     if not socket_exists(control_path) then
         return nil, "control socket " .. control_path .. " does not exist"
     end
@@ -118,7 +118,7 @@ local function control_call(req)
         return nil, "read from control socket: " .. tostring(err)
     end
     local n
-    n, err = decode_len(hdr, CONTROL_MAX)
+    n, err = decode_len(hdr, max_reply or CONTROL_MAX)
     if not n then
         sock:close()
         return nil, "control socket reply: " .. err
@@ -138,6 +138,10 @@ end
 
 -- A request gave up waiting (504): the supervisor kills the stuck worker before the 504 goes out, so the next
 -- request to this function cold-starts a fresh worker instead of racing the kill. The round trip is a millisecond.
+--- One request/reply with the supervisor (used by the /_fn/* endpoints): req is an encoded frame. Returns the
+-- decoded reply table, or nil and an error.
+_M.control = control_call
+
 local function timed_out(fn, request_id, what)
     log(WARN, "fastfn: function ", fn.name, " (", fn.id, ") timed out (", what, "), request ", request_id)
     local _, err = control_call(fn.timed_out_frame)

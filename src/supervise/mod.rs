@@ -11,6 +11,7 @@
 //! a second one skips the grace.
 
 pub mod backoff;
+pub mod instance;
 pub mod nginx;
 pub mod output;
 pub mod process;
@@ -25,16 +26,15 @@ use anyhow::Context;
 use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::binaries::{self, NginxFlavor};
+use crate::binaries;
 use crate::catalog::{self, Catalog};
 use crate::config::Settings;
 use crate::control::ControlServer;
-use crate::discover;
-use crate::render::{self, NginxContext};
 use crate::rundir::RunDir;
 use crate::types::{Mode, Runtime};
 use nginx::Gateway;
 use output::OutputSink;
+use instance::Instance;
 use workers::{WorkerEnv, Workers};
 
 /// How long nginx may take to answer after it starts.
@@ -48,29 +48,17 @@ const WORKER_STOP_GRACE: Duration = Duration::from_secs(1);
 pub async fn run(settings: Settings) -> anyhow::Result<i32> {
     process::become_subreaper().context("cannot become a child subreaper (PR_SET_CHILD_SUBREAPER)")?;
     let gateway_uid = settings.gateway_user.as_ref().map(|u| u.uid);
-    let gateway_gid = settings.gateway_user.as_ref().map(|u| u.gid);
 
     let run_dir = RunDir::create(&settings.run_base, settings.listen, settings.gateway_user.as_ref())?;
     crate::assets::extract(&run_dir.lua_dir(), &run_dir.runtimes_dir())
         .with_context(|| format!("cannot write the gateway and worker programs into `{}`", run_dir.lib.display()))?;
 
-    let found = discover::discover(&settings.functions_root)?;
-    for warning in &found.warnings {
-        tracing::warn!("{warning}");
-    }
-    let catalog = Arc::new(Catalog::build(&settings.functions_root, &found, &run_dir.sockets));
-    catalog::write_atomic(&run_dir.catalog_path(), catalog.to_json().as_bytes(), 0o640)
-        .with_context(|| format!("cannot write `{}`", run_dir.catalog_path().display()))?;
-    if gateway_gid.is_some() {
-        crate::rundir::chown(&run_dir.catalog_path(), None, gateway_gid)?;
-    }
+    let (catalog, _warnings) = instance::prepare(&settings, &run_dir)?;
+    let catalog = Arc::new(catalog);
 
     let interpreters = resolve_interpreters(&settings, &catalog);
     let output = OutputSink::open(&run_dir.logs.join("runtime.log"), settings.mode == Mode::Dev)
         .with_context(|| format!("cannot open `{}`", run_dir.logs.join("runtime.log").display()))?;
-
-    let ctx = nginx_context(&settings, &run_dir, &catalog);
-    render::install(&settings.nginx, &ctx, &run_dir.nginx_conf(), &run_dir.error_log())?;
 
     let workers = Workers::new(
         WorkerEnv {
@@ -85,7 +73,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
     );
     let control = ControlServer::bind(&run_dir.control_socket, gateway_uid)
         .with_context(|| format!("cannot bind the control socket `{}`", run_dir.control_socket.display()))?;
-    let control_task = tokio::spawn(control.serve(Arc::clone(&workers)));
+    let instance = Instance::new(settings, run_dir, Arc::clone(&workers));
+    let (settings, run_dir) = (&instance.settings, &instance.run_dir);
+    let control_task = tokio::spawn(control.serve(Arc::clone(&instance)));
 
     let mut sigint = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     let mut sigterm = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
@@ -94,6 +84,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
     let nginx_output = OutputSink::echo_only(settings.mode == Mode::Dev);
     let mut gateway = Gateway::spawn(&settings.nginx, &run_dir.root, &run_dir.nginx_conf(), &run_dir.error_log(), &nginx_output)
         .with_context(|| format!("cannot start `{}`", settings.nginx.binary.display()))?;
+    instance.set_gateway_pid(gateway.pid);
     let ready = tokio::select! {
         r = nginx::wait_ready(&mut gateway, settings.listen, GATEWAY_START_DEADLINE) => r,
         _ = sigint.recv() => Err("interrupted during start".to_string()),
@@ -106,7 +97,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
         anyhow::bail!("the gateway did not become ready: {why}{tail}");
     }
 
-    announce(&settings, &run_dir, &catalog, started.elapsed())?;
+    announce(settings, run_dir, &catalog, started.elapsed())?;
 
     let code = loop {
         let owned: Vec<u32> = workers.alive_pids().into_iter().chain(std::iter::once(gateway.pid)).collect();
@@ -169,36 +160,6 @@ fn resolve_interpreters(settings: &Settings, catalog: &Catalog) -> BTreeMap<Runt
             (runtime, found)
         })
         .collect()
-}
-
-fn nginx_context(settings: &Settings, run_dir: &RunDir, catalog: &Catalog) -> NginxContext {
-    let max_body = catalog.max_body_bytes();
-    NginxContext {
-        fastfn_version: env!("CARGO_PKG_VERSION").to_string(),
-        load_modules: match settings.nginx.flavor {
-            NginxFlavor::OpenResty => Vec::new(),
-            NginxFlavor::StockWithLuaModule => settings.nginx.modules.clone(),
-        },
-        user: settings.gateway_user.as_ref().map(|u| u.name.clone()),
-        group: settings.gateway_user.as_ref().map(|u| u.group.clone()),
-        worker_processes: settings.nginx_workers.clone(),
-        run_dir: run_dir.root.clone(),
-        logs_dir: run_dir.logs.clone(),
-        tmp_dir: run_dir.tmp.clone(),
-        lua_dir: run_dir.lua_dir(),
-        error_log_level: "notice".to_string(),
-        echo_logs: settings.mode == Mode::Dev,
-        listen: match settings.listen {
-            std::net::SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
-            std::net::SocketAddr::V4(a) => a.to_string(),
-        },
-        client_max_body_size: max_body,
-        client_body_buffer_size: max_body.min(1024 * 1024),
-        catalog_path: run_dir.catalog_path(),
-        control_socket: run_dir.control_socket.clone(),
-        mode: settings.mode.as_str().to_string(),
-        cold_start_timeout_ms: settings.cold_start_timeout_ms,
-    }
 }
 
 /// Tells humans (stderr) and scripts (one JSON line on stdout, and the ready file) that the stack serves.

@@ -72,7 +72,8 @@ pub async fn http_status(addr: SocketAddr, path: &str) -> std::io::Result<u16> {
     text.get(9..12).and_then(|code| code.parse().ok()).ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {text:?}")))
 }
 
-/// Waits until nginx answers `/_fn/health` with 200, or fails if nginx exits or the deadline passes.
+/// Waits until nginx answers `/_fn/health` (200, or 503 when a runtime is down: the gateway answers either way),
+/// or fails if nginx exits or the deadline passes.
 pub async fn wait_ready(gateway: &mut Gateway, listen: SocketAddr, deadline: Duration) -> Result<(), String> {
     let addr = probe_addr(listen);
     let until = Instant::now() + deadline;
@@ -80,7 +81,7 @@ pub async fn wait_ready(gateway: &mut Gateway, listen: SocketAddr, deadline: Dur
         if let Ok(Some(status)) = gateway.child.try_wait() {
             return Err(format!("nginx exited during start ({})", crate::types::ProcessEnd::from_status(status)));
         }
-        if let Ok(Ok(200)) = tokio::time::timeout(Duration::from_millis(500), http_status(addr, "/_fn/health")).await {
+        if let Ok(Ok(200 | 503)) = tokio::time::timeout(Duration::from_millis(500), http_status(addr, "/_fn/health")).await {
             return Ok(());
         }
         if Instant::now() >= until {

@@ -52,6 +52,23 @@ struct SlotState {
     state: State,
     attempt: u32,
     last_exit: Option<ProcessEnd>,
+    /// Processes started for this function, the first included.
+    starts: u32,
+}
+
+/// One function's worker as `status` and `/_fn/health` show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WorkerView {
+    pub id: String,
+    pub name: String,
+    pub runtime: Runtime,
+    /// `cold` (not started), `running`, or `backoff` (crashed; held back before the next start).
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    pub restarts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<ProcessEnd>,
 }
 
 pub struct Workers {
@@ -66,14 +83,14 @@ impl Workers {
         Arc::new(Workers { env, catalog: RwLock::new(catalog), slots: Mutex::new(HashMap::new()), alive: Mutex::new(HashSet::new()) })
     }
 
-    fn catalog(&self) -> Arc<Catalog> {
+    pub fn catalog(&self) -> Arc<Catalog> {
         self.catalog.read().map(|c| Arc::clone(&c)).unwrap_or_else(|poisoned| Arc::clone(&poisoned.into_inner()))
     }
 
     fn slot(&self, id: &str) -> Arc<Slot> {
         let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         Arc::clone(slots.entry(id.to_string()).or_insert_with(|| {
-            Arc::new(Slot { start: tokio::sync::Mutex::new(()), state: Mutex::new(SlotState { state: State::Idle, attempt: 0, last_exit: None }) })
+            Arc::new(Slot { start: tokio::sync::Mutex::new(()), state: Mutex::new(SlotState { state: State::Idle, attempt: 0, last_exit: None, starts: 0 }) })
         }))
     }
 
@@ -176,6 +193,7 @@ impl Workers {
         {
             let mut st = slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             st.state = State::Running { pid, since: started };
+            st.starts = st.starts.saturating_add(1);
         }
         let this = Arc::clone(self);
         let watched = Arc::clone(slot);
@@ -223,6 +241,57 @@ impl Workers {
                 tracing::warn!(function = %name, pid, exit = %end, restart_after_ms = delay.as_millis() as u64, "worker exited unexpectedly");
             }
             _ => tracing::debug!(function = %name, pid, exit = %end, "worker stopped"),
+        }
+    }
+
+    /// The interpreter of each runtime the catalog uses, or why there is none.
+    pub fn interpreters(&self) -> &BTreeMap<Runtime, Result<PathBuf, String>> {
+        &self.env.interpreters
+    }
+
+    /// Every catalog function with its worker's state, in catalog order.
+    pub fn snapshot(&self) -> Vec<WorkerView> {
+        let catalog = self.catalog();
+        let slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        catalog
+            .functions
+            .iter()
+            .map(|f| {
+                let (state, pid, restarts, last_exit) = match slots.get(&f.id) {
+                    None => ("cold", None, 0, None),
+                    Some(slot) => {
+                        let st = slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        let (state, pid) = match st.state {
+                            State::Idle => ("cold", None),
+                            State::Running { pid, .. } => ("running", Some(pid)),
+                            State::Backoff { .. } => ("backoff", None),
+                        };
+                        (state, pid, st.starts.saturating_sub(1), st.last_exit)
+                    }
+                };
+                WorkerView { id: f.id.clone(), name: f.name.clone(), runtime: f.runtime, state, pid, restarts, last_exit }
+            })
+            .collect()
+    }
+
+    /// Switches to a new catalog. Running workers are stopped (SIGTERM to their groups) and start again, with the
+    /// code as it is now, on their next request.
+    pub fn replace_catalog(&self, catalog: Arc<Catalog>) {
+        let old = self.catalog();
+        match self.catalog.write() {
+            Ok(mut current) => *current = catalog,
+            Err(poisoned) => *poisoned.into_inner() = catalog,
+        }
+        let slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (id, slot) in slots.iter() {
+            let mut st = slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let State::Running { pid, .. } = st.state {
+                st.state = State::Idle;
+                if let Some(function) = old.function(id) {
+                    remove_socket(&function.socket);
+                }
+                signal_group(pid, Signal::SIGTERM);
+            }
         }
     }
 
