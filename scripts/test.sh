@@ -15,6 +15,7 @@ run cargo test --locked
 run python3 -m unittest discover -s runtimes/python
 run node --test runtimes/node/
 run busted --lpath='lua/?.lua' lua/spec
+run luacheck --no-color -q lua
 
 # The privilege-drop path is what root exercises; also prove the stack works for an ordinary user.
 if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null 2>&1; then

@@ -218,10 +218,13 @@ fn host_list(name: &str, lookup: &dyn Fn(&str) -> Option<String>, problems: &mut
     let mut out = Vec::new();
     for item in csv(&value) {
         let host = item.to_ascii_lowercase();
-        if host.len() <= 253 && host.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)) {
+        // A name, or a bracketed IPv6 address; never a port (the guard compares the Host header without its port).
+        let bracketed_v6 = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok());
+        let name = !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+        if host.len() <= 253 && (name || bracketed_v6) {
             out.push(host);
         } else {
-            problems.push(format!("{name}: `{item}` is not a host name"));
+            problems.push(format!("{name}: `{item}` is not a host name (no port, no scheme)"));
         }
     }
     out
@@ -289,10 +292,10 @@ mod tests {
         let (s, problems) = read(&[
             ("FN_CONSOLE_TRUSTED_CIDRS", "10.0.0.0/8, 192.168.1.7 ,fd00::/8"),
             ("FN_TRUSTED_PROXY_CIDRS", "10.0.0.0/33,nope"),
-            ("FN_CONSOLE_ALLOWED_HOSTS", "API.example.com,bad host"),
+            ("FN_CONSOLE_ALLOWED_HOSTS", "API.example.com,bad host,[::1],api.example.com:443"),
         ]);
         assert_eq!(s.trusted_cidrs, vec!["10.0.0.0/8", "192.168.1.7/32", "fd00::/8"]);
-        assert_eq!(s.allowed_hosts, vec!["api.example.com"]);
-        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(s.allowed_hosts, vec!["api.example.com", "[::1]"]);
+        assert_eq!(problems.len(), 4, "{problems:?}");
     }
 }

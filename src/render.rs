@@ -27,10 +27,6 @@ pub struct NginxContext {
     pub client_max_body_size: u64,
     pub client_body_buffer_size: u64,
     pub settings_path: PathBuf,
-    pub catalog_path: PathBuf,
-    pub control_socket: PathBuf,
-    pub mode: String,
-    pub cold_start_timeout_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,10 +107,6 @@ mod tests {
             client_max_body_size: 1_048_576,
             client_body_buffer_size: 1_048_576,
             settings_path: "/run/fastfn/127.0.0.1-8080/conf/gateway.json".into(),
-            catalog_path: "/run/fastfn/127.0.0.1-8080/conf/catalog.json".into(),
-            control_socket: "/run/fastfn/127.0.0.1-8080/ctl.sock".into(),
-            mode: "dev".into(),
-            cold_start_timeout_ms: 10_000,
         }
     }
 

@@ -3,5 +3,6 @@
 
 mod harness;
 
+mod control_plane;
 mod gateway;
 mod skeleton;

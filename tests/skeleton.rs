@@ -43,7 +43,7 @@ fn python_and_node_answer_cold_then_warm() {
 #[test]
 fn unknown_paths_are_json_404() {
     let stack = hello_stack();
-    for path in ["/nope", "/hello-py/extra", "/_fn/catalog", "/console/", "/"] {
+    for path in ["/nope", "/hello-py/extra", "/_fn/nope", "/_FN/catalog", "/"] {
         let response = stack.get(path);
         assert_eq!(response.status, 404, "{path}");
         assert_eq!(response.header("content-type"), Some("application/json"), "{path}");

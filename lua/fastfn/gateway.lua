@@ -1,10 +1,12 @@
 -- Phase entry points called by nginx.conf (nginx-templates/nginx.conf.tera).
 --
---   init(opts)     init_by_lua, in the master: load and index the catalog; workers inherit it by fork.
+--   init(opts)     init_by_lua, in the master: read the settings file, load and index the catalog, compile the
+--                  control-plane guard; workers inherit it all by fork.
 --   serve()        content phase of `location /`: route, limit, build the event, dispatch, write the envelope.
---   health()       /_fn/health.
---   not_found()    the closed control-plane locations.
 --   nginx_error()  the `error_page … /_fastfn_error` location: errors nginx raises itself, as JSON.
+--
+-- /_fn/* and /console/* have their own locations (access phase: fastfn.guard). nginx matches locations
+-- case-sensitively, so other spellings of those prefixes (/_FN/…, /Console) land in serve(), which answers them 404.
 
 local ngx = ngx
 require "resty.core"
@@ -18,6 +20,7 @@ local catalog = require "fastfn.catalog"
 local event = require "fastfn.event"
 local dispatch = require "fastfn.dispatch"
 local response = require "fastfn.response"
+local guard = require "fastfn.guard"
 require "fastfn.frame"
 
 local _M = { _VERSION = "0.1.0" }
@@ -32,6 +35,11 @@ local discard_body = req.discard_body
 local log = ngx.log
 local ERR = ngx.ERR
 local open = io.open
+local byte = string.byte
+local sub = string.sub
+local lower = string.lower
+local floor = math.floor
+local format = string.format
 local type = type
 local pairs = pairs
 local tostring = tostring
@@ -64,27 +72,80 @@ local MESSAGES = {
     [504] = "gateway timeout",
 }
 
---- init_by_lua: opts = { catalog_path, control_socket, mode = "dev"|"run", cold_start_timeout_ms }.
--- Raises an error naming the catalog file when it cannot be used: nginx then exits at start-up with
--- "init_by_lua error: fastfn: invalid catalog <path>: <problem>" in its error log. (`nginx -t` does not run
--- init_by_lua, so it does not check the catalog.)
+local function nonempty_string(v)
+    return type(v) == "string" and v ~= ""
+end
+
+-- Reads, decodes and checks the settings file the supervisor writes (src/gateway.rs). Returns the settings table, or
+-- nil and the problem, naming the field; raises when the file cannot be read.
+local function read_settings(path)
+    local f, err = open(path, "rb")
+    if not f then
+        -- io.open's message already names the file.
+        error(format("fastfn: cannot read settings %s", tostring(err)), 0)
+    end
+    local text
+    text, err = f:read("*a")
+    f:close()
+    if not text then
+        error(format("fastfn: cannot read settings %s: %s", path, tostring(err)), 0)
+    end
+    local s
+    s, err = json.decode(text)
+    if s == nil then
+        return nil, "not valid JSON: " .. tostring(err)
+    end
+    if type(s) ~= "table" then
+        return nil, "the top level must be an object"
+    end
+    if s.mode ~= "dev" and s.mode ~= "run" then
+        return nil, "mode must be \"dev\" or \"run\", got " .. tostring(s.mode)
+    end
+    if not nonempty_string(s.catalog_path) then
+        return nil, "catalog_path must be a non-empty string"
+    end
+    if not nonempty_string(s.control_socket) then
+        return nil, "control_socket must be a non-empty string"
+    end
+    local t = s.cold_start_timeout_ms
+    if type(t) ~= "number" or t < 1 or floor(t) ~= t then
+        return nil, "cold_start_timeout_ms must be a positive integer"
+    end
+    if type(s.guard) ~= "table" then
+        return nil, "guard must be an object"
+    end
+    return s
+end
+
+--- init_by_lua: opts = { settings_path }. The settings file (JSON, written by the supervisor):
+--   { mode = "dev"|"run", catalog_path, control_socket, cold_start_timeout_ms, guard = { … } (fastfn.guard) }
+-- Raises an error naming the file and the field when it cannot be used, and likewise for the catalog: nginx then
+-- exits at start-up with "init_by_lua error: fastfn: invalid settings <path>: <problem>" (or "invalid catalog") in its
+-- error log. (`nginx -t` does not run init_by_lua, so it checks neither file.)
 function _M.init(opts)
-    if type(opts) ~= "table" then
-        error("fastfn.gateway.init: opts must be a table", 2)
+    if type(opts) ~= "table" or not nonempty_string(opts.settings_path) then
+        error("fastfn.gateway.init: opts.settings_path must be a non-empty string", 2)
     end
-    if opts.mode ~= "dev" and opts.mode ~= "run" then
-        error("fastfn.gateway.init: mode must be \"dev\" or \"run\", got " .. tostring(opts.mode), 2)
+    local path = opts.settings_path
+    local settings, err = read_settings(path)
+    if not settings then
+        error(format("fastfn: invalid settings %s: %s", path, err), 0)
     end
-    local ok, err = pcall(dispatch.configure, opts)
+    local ok
+    ok, err = pcall(dispatch.configure, settings)
     if not ok then
-        error("fastfn.gateway.init: " .. tostring(err), 2)
+        error(format("fastfn: invalid settings %s: %s", path, tostring(err)), 0)
+    end
+    ok, err = guard.configure(settings.guard, settings.mode)
+    if not ok then
+        error(format("fastfn: invalid settings %s: %s", path, err), 0)
     end
 
-    index = catalog.load(opts.catalog_path)
+    index = catalog.load(settings.catalog_path)
     for i = 1, #index.function_list do
         dispatch.prepare(index.function_list[i])
     end
-    mode = opts.mode
+    mode = settings.mode
 end
 
 --- "dev" or "run", for the endpoints that will differ by mode.
@@ -135,11 +196,28 @@ end
 
 local wrapper = {}
 
+local UNDERSCORE, SLASH, LC, UC = byte("_"), byte("/"), byte("c"), byte("C")
+
+-- Whether a normalised path's first segment is `_fn` or `console` in any letter case: the control plane's prefixes,
+-- which no function may answer. Allocates only for paths that start with "_", "c" or "C".
+local function reserved(path)
+    local b = byte(path, 2)
+    if b == UNDERSCORE then
+        local b5 = byte(path, 5)
+        return (b5 == nil or b5 == SLASH) and lower(sub(path, 2, 4)) == "_fn"
+    elseif b == LC or b == UC then
+        local b9 = byte(path, 9)
+        return (b9 == nil or b9 == SLASH) and lower(sub(path, 2, 8)) == "console"
+    end
+    return false
+end
+_M.reserved = reserved
+
 local function serve()
     local method = get_method()
     local path = router.normalize(var.uri)
     local fn, params, allow
-    if path then
+    if path and not reserved(path) then
         fn, params, allow = index.router:match(path, method)
     end
     if not fn then
@@ -202,22 +280,6 @@ function _M.serve()
         end
         return response.error(500, "gateway exception")
     end
-end
-
-local HEALTH_BODY = '{"status":"ok"}'
-
---- /_fn/health: the public summary only, for now.
-function _M.health()
-    ngx.status = 200
-    ngx.header["Content-Type"] = "application/json"
-    ngx.header["Content-Length"] = #HEALTH_BODY
-    ngx.print(HEALTH_BODY)
-end
-
---- The control plane is closed: every /_fn/* and /console/* path but health answers 404.
-function _M.not_found()
-    discard_body()
-    return response.error(404, "not found")
 end
 
 --- error_page … /_fastfn_error: answers nginx's own errors as {"error": …} JSON with the original status.

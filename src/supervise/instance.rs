@@ -37,13 +37,15 @@ impl Instance {
         self.gateway_pid.store(pid, Ordering::Relaxed);
     }
 
-    /// What `status` and a trusted `/_fn/health` show. `status` is `degraded` when a runtime with functions has no
-    /// interpreter.
+    /// What `status` and a trusted `/_fn/health` show: the runtimes the catalog uses and every function's worker.
+    /// `status` is `degraded` when a runtime with functions has no interpreter.
     pub fn status(&self) -> Value {
+        let used: std::collections::BTreeSet<_> = self.workers.catalog().functions.iter().map(|f| f.runtime).collect();
         let runtimes: serde_json::Map<String, Value> = self
             .workers
             .interpreters()
             .iter()
+            .filter(|(runtime, _)| used.contains(*runtime))
             .map(|(runtime, found)| {
                 let view = match found {
                     Ok(path) => json!({"up": true, "interpreter": path}),
@@ -145,10 +147,6 @@ fn nginx_context(settings: &Settings, run_dir: &RunDir, catalog: &Catalog) -> Ng
         client_max_body_size: max_body,
         client_body_buffer_size: max_body.min(1024 * 1024),
         settings_path: run_dir.gateway_settings(),
-        catalog_path: run_dir.catalog_path(),
-        control_socket: run_dir.control_socket.clone(),
-        mode: settings.mode.as_str().to_string(),
-        cold_start_timeout_ms: settings.cold_start_timeout_ms,
     }
 }
 

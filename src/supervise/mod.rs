@@ -140,10 +140,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
     Ok(code)
 }
 
+/// Resolves every supported runtime's interpreter once, at start, so a function added later (reload) finds it. Only
+/// a missing interpreter that a current function needs is worth a warning.
 fn resolve_interpreters(settings: &Settings, catalog: &Catalog) -> BTreeMap<Runtime, Result<PathBuf, String>> {
     let as_root = nix::unistd::Uid::effective().is_root();
     let used: std::collections::BTreeSet<Runtime> = catalog.functions.iter().map(|f| f.runtime).collect();
-    used.into_iter()
+    Runtime::ALL
+        .into_iter()
+        .filter(|r| r.is_supported())
         .map(|runtime| {
             let override_bin = match runtime {
                 Runtime::Python => settings.python_bin.as_deref(),
@@ -151,7 +155,9 @@ fn resolve_interpreters(settings: &Settings, catalog: &Catalog) -> BTreeMap<Runt
                 _ => None,
             };
             let found = binaries::find_interpreter(runtime, override_bin, as_root).map_err(|e| {
-                tracing::warn!("{e}; its functions will answer 503 (hint: {})", e.hint());
+                if used.contains(&runtime) {
+                    tracing::warn!("{e}; its functions will answer 503 (hint: {})", e.hint());
+                }
                 e.to_string()
             });
             if let Ok(path) = &found {

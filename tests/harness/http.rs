@@ -28,7 +28,10 @@ impl Response {
 
 /// Sends `method path` with optional headers and body; `Connection: close` is added.
 pub fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> std::io::Result<Response> {
-    let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    let mut raw = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        raw.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
+    }
     for (k, v) in headers {
         raw.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -49,7 +52,38 @@ pub fn get(port: u16, path: &str) -> Response {
 
 /// Sends raw bytes and parses whatever comes back.
 pub fn send_raw(port: u16, bytes: &[u8]) -> std::io::Result<Response> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    send_raw_from(None, port, bytes)
+}
+
+/// Connects from a chosen local address (127.0.0.2 is a loopback address the guard does not count as local).
+fn connect(from: Option<std::net::Ipv4Addr>, port: u16) -> std::io::Result<TcpStream> {
+    use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+    let Some(from) = from else { return TcpStream::connect(("127.0.0.1", port)) };
+    let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    use std::os::fd::AsRawFd;
+    bind(fd.as_raw_fd(), &SockaddrIn::from(std::net::SocketAddrV4::new(from, 0)))?;
+    connect(fd.as_raw_fd(), &SockaddrIn::from(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, port)))?;
+    Ok(TcpStream::from(fd))
+}
+
+/// Like `request`, from a chosen local address.
+pub fn request_from(from: std::net::Ipv4Addr, port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Response> {
+    let mut raw = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        raw.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
+    }
+    for (k, v) in headers {
+        raw.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if method != "GET" && method != "HEAD" {
+        raw.push_str("Content-Length: 0\r\n");
+    }
+    raw.push_str("\r\n");
+    send_raw_from(Some(from), port, raw.as_bytes())
+}
+
+pub fn send_raw_from(from: Option<std::net::Ipv4Addr>, port: u16, bytes: &[u8]) -> std::io::Result<Response> {
+    let mut stream = connect(from, port)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     stream.write_all(bytes)?;
     let mut reader = BufReader::new(stream);

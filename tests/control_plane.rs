@@ -1,0 +1,250 @@
+//! Issue 4: the control plane is closed by default. Every guard branch against real nginx, in dev and run mode.
+//! A caller from 127.0.0.2 is a non-local peer (only 127.0.0.1 and ::1 count as local).
+
+use std::net::Ipv4Addr;
+
+use serde_json::json;
+
+use crate::harness::{http, Response, Stack};
+
+const TOKEN: &str = "test-admin-token-0123456789abcdef";
+const REMOTE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+const HELLO: &str = "def handler(event):\n    return {'hello': 'world'}\n";
+
+fn dev() -> crate::harness::StackBuilder {
+    Stack::new().file("hello/handler.py", HELLO)
+}
+
+fn from_remote(stack: &Stack, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+    http::request_from(REMOTE, stack.port, method, path, headers).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+fn refused(response: &Response, status: u16, error: &str) {
+    assert_eq!(response.status, status, "{}", response.text());
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    assert_eq!(response.json()["error"], error, "{}", response.text());
+}
+
+#[test]
+fn dev_trusts_loopback_and_refuses_other_peers() {
+    let stack = dev().start();
+    let catalog = stack.get("/_fn/catalog");
+    assert_eq!(catalog.status, 200, "{}", catalog.text());
+    assert_eq!(catalog.json()["routes"][0]["path"], "/hello");
+    let health = stack.get("/_fn/health");
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json()["status"], "ok");
+    assert!(health.json()["runtimes"]["python"]["up"].as_bool().unwrap_or(false), "{}", health.text());
+
+    refused(&from_remote(&stack, "GET", "/_fn/catalog", &[]), 403, "console api local-only");
+    let public_health = from_remote(&stack, "GET", "/_fn/health", &[]);
+    assert_eq!(public_health.status, 200);
+    assert_eq!(public_health.json(), json!({"status": "ok"}), "public callers get the summary only");
+    assert_eq!(from_remote(&stack, "GET", "/hello", &[]).status, 200, "public routes serve everyone");
+}
+
+#[test]
+fn run_mode_needs_the_token_even_from_loopback() {
+    let stack = dev().mode("run").env("FN_ADMIN_TOKEN", TOKEN).start();
+    refused(&stack.get("/_fn/catalog"), 401, "admin token required");
+    assert_eq!(stack.get("/_fn/health").json(), json!({"status": "ok"}));
+    let ok = stack.request("GET", "/_fn/catalog", &[("X-Fn-Admin-Token", TOKEN)], None);
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let lower = stack.request("GET", "/_fn/catalog", &[("x-fn-admin-token", TOKEN)], None);
+    assert_eq!(lower.status, 200, "header names are case-insensitive");
+    let full_health = stack.request("GET", "/_fn/health", &[("x-fn-admin-token", TOKEN)], None);
+    assert!(full_health.json().get("functions").is_some(), "trusted callers get the snapshot");
+    let remote = http::request_from(REMOTE, stack.port, "GET", "/_fn/catalog", &[("x-fn-admin-token", TOKEN)]).expect("answer");
+    assert_eq!(remote.status, 200, "the token admits remote callers");
+    refused(&stack.request("GET", "/_fn/catalog", &[("x-fn-admin-token", "wrong-token-wrong-token-wrong")], None), 401, "invalid admin token");
+    let duplicated = stack.request("GET", "/_fn/catalog", &[("x-fn-admin-token", TOKEN), ("x-fn-admin-token", TOKEN)], None);
+    refused(&duplicated, 401, "invalid admin token");
+}
+
+#[test]
+fn run_mode_without_a_token_closes_everything_but_health() {
+    let stack = dev().mode("run").start();
+    refused(&stack.get("/_fn/catalog"), 401, "admin token required");
+    refused(&stack.request("POST", "/_fn/reload", &[("X-Fn-Request", "1")], None), 401, "admin token required");
+    assert_eq!(stack.get("/_fn/health").status, 200);
+}
+
+#[test]
+fn wrong_tokens_are_rate_limited() {
+    let stack = dev().mode("run").env("FN_ADMIN_TOKEN", TOKEN).env("FN_CONSOLE_LOGIN_RATE_LIMIT_MAX", "3").start();
+    for _ in 0..3 {
+        refused(&stack.request("GET", "/_fn/catalog", &[("x-fn-admin-token", "nope-nope-nope-nope-nope-nope")], None), 401, "invalid admin token");
+    }
+    let locked = stack.request("GET", "/_fn/catalog", &[("x-fn-admin-token", TOKEN)], None);
+    assert_eq!(locked.status, 429, "even the right token waits out the lockout: {}", locked.text());
+    // Another client address is not locked out.
+    let other = http::request_from(REMOTE, stack.port, "GET", "/_fn/catalog", &[("x-fn-admin-token", TOKEN)]).expect("answer");
+    assert_eq!(other.status, 200);
+}
+
+#[test]
+fn a_short_token_is_refused_at_startup_without_echoing_it() {
+    let (mut command, _f, _w, _p) = dev().env("FN_ADMIN_TOKEN", "too-short-token").prepare();
+    let output = command.output().expect("run");
+    assert_eq!(output.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("at least 24"), "{stderr}");
+    assert!(!stderr.contains("too-short-token"), "{stderr}");
+}
+
+#[test]
+fn invalid_flags_are_startup_errors() {
+    let (mut command, _f, _w, _p) = dev().env("FN_CONSOLE_LOCAL_ONLY", "maybe").env("FN_UI_ENABLED", "2").prepare();
+    let output = command.output().expect("run");
+    assert_eq!(output.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("FN_CONSOLE_LOCAL_ONLY") && stderr.contains("FN_UI_ENABLED"), "{stderr}");
+}
+
+#[test]
+fn api_switches() {
+    let stack = dev().env("FN_CONSOLE_API_ENABLED", "0").start();
+    refused(&stack.get("/_fn/catalog"), 404, "console api disabled");
+    assert!(matches!(stack.get("/_fn/health").status, 200 | 503), "health stays reachable");
+    let stack = dev().env("FN_ADMIN_API_ENABLED", "off").env("FN_ADMIN_TOKEN", TOKEN).start();
+    refused(&stack.request("GET", "/_fn/catalog", &[("x-fn-admin-token", TOKEN)], None), 404, "admin api disabled");
+}
+
+#[test]
+fn foreign_hosts_are_refused_and_configured_ones_allowed() {
+    let stack = dev().env("FN_CONSOLE_ALLOWED_HOSTS", "fastfn.internal").start();
+    refused(&stack.request("GET", "/_fn/catalog", &[("Host", "evil.example")], None), 403, "host not allowed");
+    assert_eq!(stack.request("GET", "/_fn/catalog", &[("Host", "localhost:8080")], None).status, 200);
+    assert_eq!(stack.request("GET", "/_fn/catalog", &[("Host", "FastFN.internal")], None).status, 200);
+    assert_eq!(stack.request("GET", "/hello", &[("Host", "evil.example")], None).status, 200, "public routes ignore the control-plane host list");
+}
+
+#[test]
+fn forwarded_headers_void_local_trust_unless_the_peer_is_a_trusted_proxy() {
+    let stack = dev().start();
+    for header in ["X-Forwarded-For", "Forwarded", "X-Forwarded-Host", "X-Real-IP"] {
+        let value = if header == "Forwarded" { "for=127.0.0.1" } else { "127.0.0.1" };
+        refused(&stack.request("GET", "/_fn/catalog", &[(header, value)], None), 403, "console api local-only");
+    }
+    let proxied = dev().env("FN_TRUSTED_PROXY_CIDRS", "127.0.0.1/32").start();
+    assert_eq!(proxied.request("GET", "/_fn/catalog", &[("X-Forwarded-For", "127.0.0.1")], None).status, 200);
+    refused(&proxied.request("GET", "/_fn/catalog", &[("X-Forwarded-For", "203.0.113.9")], None), 403, "console api local-only");
+    // An untrusted peer cannot claim to be a proxy's client.
+    refused(&from_remote(&proxied, "GET", "/_fn/catalog", &[("X-Forwarded-For", "127.0.0.1")]), 403, "console api local-only");
+}
+
+#[test]
+fn trusted_cidrs_extend_local() {
+    let stack = dev().env("FN_CONSOLE_TRUSTED_CIDRS", "127.0.0.2/32").start();
+    assert_eq!(from_remote(&stack, "GET", "/_fn/catalog", &[]).status, 200);
+}
+
+#[test]
+fn writes_need_csrf_the_write_switch_and_a_same_origin() {
+    let stack = dev().start();
+    refused(&stack.request("POST", "/_fn/reload", &[], None), 403, "missing CSRF header");
+    refused(&stack.request("POST", "/_fn/reload", &[("X-Fn-Request", "1")], None), 403, "console write disabled");
+
+    let stack = dev().env("FN_CONSOLE_WRITE_ENABLED", "1").start();
+    refused(&stack.request("POST", "/_fn/reload", &[], None), 403, "missing CSRF header");
+    refused(&stack.request("POST", "/_fn/reload", &[("X-Fn-Request", "yes")], None), 403, "missing CSRF header");
+    for (name, value) in [("Origin", "https://evil.example"), ("Origin", "null"), ("Sec-Fetch-Mode", "no-cors"), ("Sec-Fetch-Site", "cross-site"), ("Upgrade", "websocket")] {
+        let r = stack.request("POST", "/_fn/reload", &[("X-Fn-Request", "1"), (name, value)], None);
+        refused(&r, 403, "cross-origin request refused");
+    }
+    let same_origin = format!("http://127.0.0.1:{}", stack.port);
+    let ok = stack.request("POST", "/_fn/reload", &[("X-Fn-Request", "1"), ("Origin", &same_origin)], None);
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(ok.json()["ok"], true);
+    refused(&from_remote(&stack, "POST", "/_fn/reload", &[("X-Fn-Request", "1")]), 403, "console api local-only");
+}
+
+#[test]
+fn get_on_reload_is_405_with_allow() {
+    let stack = dev().mode("run").env("FN_ADMIN_TOKEN", TOKEN).start();
+    let response = stack.request("GET", "/_fn/reload", &[("x-fn-admin-token", TOKEN)], None);
+    refused(&response, 405, "method not allowed");
+    assert_eq!(response.header("allow"), Some("POST"));
+    refused(&stack.request("GET", "/_fn/nope", &[("x-fn-admin-token", TOKEN)], None), 404, "not found");
+}
+
+#[test]
+fn reload_picks_up_a_new_function_and_keeps_serving_the_old_ones() {
+    let stack = dev().mode("run").env("FN_ADMIN_TOKEN", TOKEN).start();
+    assert_eq!(stack.get("/hello").status, 200);
+    assert_eq!(stack.get("/added").status, 404);
+    std::fs::create_dir_all(stack.functions.path().join("added")).expect("mkdir");
+    std::fs::write(stack.functions.path().join("added/index.js"), "exports.handler = () => ({ added: true });\n").expect("write");
+    let reload = stack.request("POST", "/_fn/reload", &[("x-fn-admin-token", TOKEN)], None);
+    assert_eq!(reload.status, 200, "{}", reload.text());
+    assert_eq!(reload.json()["functions"], 2);
+    assert!(crate::harness::wait_until(std::time::Duration::from_secs(5), || stack.get("/added").status == 200));
+    assert_eq!(stack.get("/added").json(), json!({"added": true}));
+    assert_eq!(stack.get("/hello").status, 200);
+}
+
+#[test]
+fn path_spellings_never_skip_the_guard_or_reach_a_function() {
+    // A function folder named like the control plane normalises to /fn/..., never /_fn/...
+    let stack = dev().file("_fn/catalog.py", "def handler(event):\n    return {'leak': True}\n").start();
+    let canonical = from_remote(&stack, "GET", "/_fn/catalog", &[]);
+    refused(&canonical, 403, "console api local-only");
+    for path in [
+        "//_fn/catalog",
+        "/_fn/../_fn/catalog",
+        "/_fn/./catalog",
+        "/x/../_fn/catalog",
+        "/%5Ffn/catalog",
+        "/%5ffn/catalog",
+        "/_fn%2Fcatalog",
+        "/_FN/catalog",
+        "/_Fn/catalog",
+        "/console/..%2F_fn/function-env",
+        "/_fn/catalog/",
+        "/_fn/catalog.",
+        "/_fn/catalog%00",
+        "/_fn/catalog%2e",
+    ] {
+        let response = from_remote(&stack, "GET", path, &[]);
+        assert!(matches!(response.status, 400 | 403 | 404), "{path}: {} {}", response.status, response.text());
+        assert!(!response.text().contains("leak"), "{path} reached a function");
+        assert!(!response.text().contains("routes"), "{path} leaked the catalog");
+    }
+    let long = from_remote(&stack, "GET", &format!("/_fn/{}", "a".repeat(16 * 1024)), &[]);
+    assert!(matches!(long.status, 403 | 414), "{}", long.status);
+    assert_eq!(stack.get("/fn/catalog").json(), json!({"leak": true}), "the look-alike function serves on its own path");
+}
+
+#[test]
+fn read_rate_limit() {
+    let stack = dev().env("FN_CONSOLE_RATE_LIMIT_MAX", "3").start();
+    for _ in 0..3 {
+        assert_eq!(stack.get("/_fn/catalog").status, 200);
+    }
+    let limited = stack.get("/_fn/catalog");
+    refused(&limited, 429, "too many console requests, try again later");
+    assert!(limited.header("retry-after").is_some());
+    assert_eq!(stack.get("/hello").status, 200, "public routes are not limited by the console limit");
+}
+
+#[test]
+fn console_ui_is_off_by_default() {
+    let stack = dev().start();
+    refused(&stack.get("/console"), 404, "console ui disabled");
+    refused(&stack.get("/console/anything"), 404, "console ui disabled");
+}
+
+#[test]
+fn the_access_log_never_records_the_token_or_control_plane_queries() {
+    let stack = dev().mode("run").env("FN_ADMIN_TOKEN", TOKEN).start();
+    let _ = stack.request("GET", "/_fn/catalog?secret=hunter2", &[("x-fn-admin-token", TOKEN)], None);
+    let _ = stack.request("GET", &format!("/_fn/catalog?token={TOKEN}"), &[], None);
+    assert!(crate::harness::wait_until(std::time::Duration::from_secs(5), || stack.log("access.log").contains("/_fn/catalog")));
+    for file in ["access.log", "error.log", "runtime.log"] {
+        let text = stack.log(file);
+        assert!(!text.contains(TOKEN), "{file} has the token");
+        assert!(!text.contains("hunter2"), "{file} has a control-plane query string");
+    }
+    let settings = std::fs::read_to_string(stack.run_dir().join("conf/gateway.json")).expect("gateway.json");
+    assert!(!settings.contains(TOKEN), "the gateway's settings hold a MAC, not the token");
+}
