@@ -82,6 +82,19 @@ async fn handle(request: &Map<String, Value>, instance: &Arc<Instance>) -> Map<S
     let reply = match (op, function) {
         ("status", _) => json!({"ok": true, "status": instance.status()}),
         ("catalog", _) => json!({"ok": true, "catalog": *workers.catalog()}),
+        ("function-env", _) | ("function-env-put", _) => {
+            let name = request.get("name").and_then(Value::as_str);
+            let runtime = request.get("runtime").and_then(Value::as_str);
+            let result = if op == "function-env" {
+                instance.function_env(name, runtime)
+            } else {
+                instance.put_function_env(name, runtime, request.get("env").unwrap_or(&Value::Null)).await
+            };
+            match result {
+                Ok(view) => json!({"ok": true, "result": view}),
+                Err(refusal) => json!({"ok": false, "status": refusal.status, "error": refusal.error}),
+            }
+        }
         ("reload", _) => match instance.reload().await {
             Ok(summary) => summary,
             Err(error) => json!({"ok": false, "error": error}),

@@ -15,6 +15,8 @@ pub struct GatewaySettings {
     pub catalog_path: PathBuf,
     pub control_socket: PathBuf,
     pub cold_start_timeout_ms: u64,
+    /// `{ "<function id>": { "KEY": "value" } }`: each function's env, for `event.env`. Never in the catalog.
+    pub secrets_path: PathBuf,
     pub guard: GuardSettings,
 }
 

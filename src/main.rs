@@ -11,6 +11,7 @@
 //! - `frame`: the 4-byte big-endian length + JSON framing used on every unix socket.
 //! - `guard`: control-plane guard settings (switches, admin token as a MAC, trusted networks, rate limits).
 //! - `gateway`: the settings file the Lua gateway loads at start (catalog path, control socket, guard).
+//! - `secrets`: `fn.env.json` values, which are secret, masked views and masks for log lines.
 //! - `control`: the control socket the gateway uses to start cold workers and stop timed-out ones.
 //! - `supervise`: starts nginx and the function workers, watches them, stops everything on a signal.
 //! - `types`: vocabulary shared by all of the above (runtimes, methods, modes, process ends).
@@ -29,6 +30,7 @@ mod frame;
 mod gateway;
 mod guard;
 mod render;
+mod secrets;
 mod rundir;
 mod supervise;
 mod types;

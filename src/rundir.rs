@@ -44,6 +44,9 @@ impl RunDir {
     pub fn catalog_path(&self) -> PathBuf {
         self.conf.join("catalog.json")
     }
+    pub fn secrets_path(&self) -> PathBuf {
+        self.conf.join("secrets.json")
+    }
     pub fn gateway_settings(&self) -> PathBuf {
         self.conf.join("gateway.json")
     }

@@ -5,4 +5,5 @@ mod harness;
 
 mod control_plane;
 mod gateway;
+mod secrets;
 mod skeleton;

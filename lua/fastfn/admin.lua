@@ -5,6 +5,8 @@
 --   GET  /_fn/health    {"status":"ok|degraded"} (200/503) for everyone; the full snapshot for trusted callers
 --   GET  /_fn/catalog   the catalog the supervisor serves from
 --   POST /_fn/reload    re-discover the functions folder and reload the gateway
+--   GET  /_fn/function-env?function=NAME[&runtime=RT]   the function's env, secret values <hidden>
+--   PUT  /_fn/function-env?function=NAME[&runtime=RT]   {"KEY": "v" | {"value","is_secret"} | null | "<hidden>"}
 
 local ngx = ngx
 local json = require("cjson.safe").new()
@@ -17,6 +19,9 @@ local encode_frame = frame.encode
 local concat = table.concat
 local sort = table.sort
 local pairs = pairs
+local type = type
+local tonumber = tonumber
+local tostring = tostring
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -74,10 +79,67 @@ local function reload()
     return answer(200, reply)
 end
 
+-- Largest body a control-plane write accepts.
+local MAX_WRITE_BODY = 64 * 1024
+
+-- `function` and `runtime` query arguments, as the supervisor's selector. A repeated argument is refused.
+local function selector(op)
+    local args = ngx.req.get_uri_args(10)
+    local name, runtime = args["function"], args.runtime
+    if type(name) == "table" or type(runtime) == "table" then
+        return nil
+    end
+    return { op = op, name = name, runtime = runtime }
+end
+
+-- Forwards one request to the supervisor and answers with its result or its refusal.
+local function forward(req)
+    local reply, err = control(encode_frame(json.encode(req)))
+    if not reply then
+        ngx.log(ngx.WARN, "fastfn: ", req.op, ": ", err)
+        return response.error(503, "supervisor unreachable")
+    end
+    if reply.ok ~= true then
+        local status = tonumber(reply.status) or 500
+        return response.error(status, tostring(reply.error))
+    end
+    return answer(200, reply.result)
+end
+
+local function function_env_get()
+    local req = selector("function-env")
+    if not req then
+        return response.error(400, "repeated query argument")
+    end
+    return forward(req)
+end
+
+local function function_env_put()
+    local req = selector("function-env-put")
+    if not req then
+        return response.error(400, "repeated query argument")
+    end
+    if (tonumber(ngx.var.http_content_length) or 0) > MAX_WRITE_BODY then
+        return response.error(413, "payload too large")
+    end
+    ngx.req.read_body()
+    local body = ngx.req.get_body_data()
+    if not body or #body > MAX_WRITE_BODY then
+        return response.error(body and 413 or 400, body and "payload too large" or "a JSON object body is required")
+    end
+    local env = json.decode(body)
+    if type(env) ~= "table" then
+        return response.error(400, "invalid json body")
+    end
+    req.env = env
+    return forward(req)
+end
+
 local ENDPOINTS = {
     ["/_fn/health"] = { GET = health, HEAD = health },
     ["/_fn/catalog"] = { GET = catalog, HEAD = catalog },
     ["/_fn/reload"] = { POST = reload },
+    ["/_fn/function-env"] = { GET = function_env_get, PUT = function_env_put },
 }
 
 -- Allow header per endpoint, built once.

@@ -95,6 +95,7 @@ function _M.build(fn, method, path, params, body, id, ts)
         headers = headers,
         body = body,
         session = cookie and session(cookie) or nil,
+        env = fn.env,
         client = { ip = var.remote_addr, ua = first(rawget(headers, "user-agent")) },
         context = {
             request_id = id,

@@ -117,6 +117,36 @@ local function read_settings(path)
     return s
 end
 
+-- The per-function env file the supervisor writes (src/supervise/instance.rs): { "<fn id>": { KEY = "value" } }.
+-- Values are never logged; a broken file stops the start, naming the file.
+local function read_secrets(path)
+    if not nonempty_string(path) then
+        error("fastfn: invalid settings: secrets_path must be a non-empty string", 0)
+    end
+    local f, err = open(path, "rb")
+    if not f then
+        error(format("fastfn: cannot read secrets %s", tostring(err)), 0)
+    end
+    local text = f:read("*a")
+    f:close()
+    local secrets = json.decode(text or "")
+    if type(secrets) ~= "table" then
+        error(format("fastfn: invalid secrets file %s: not a JSON object", path), 0)
+    end
+    for id, env in pairs(secrets) do
+        if type(env) ~= "table" then
+            error(format("fastfn: invalid secrets file %s: entry %s is not an object", path, tostring(id)), 0)
+        end
+        for key, value in pairs(env) do
+            if type(value) ~= "string" then
+                error(format("fastfn: invalid secrets file %s: %s.%s is not a string", path, tostring(id),
+                    tostring(key)), 0)
+            end
+        end
+    end
+    return secrets
+end
+
 --- init_by_lua: opts = { settings_path }. The settings file (JSON, written by the supervisor):
 --   { mode = "dev"|"run", catalog_path, control_socket, cold_start_timeout_ms, guard = { … } (fastfn.guard) }
 -- Raises an error naming the file and the field when it cannot be used, and likewise for the catalog: nginx then
@@ -142,8 +172,12 @@ function _M.init(opts)
     end
 
     index = catalog.load(settings.catalog_path)
+    local secrets = read_secrets(settings.secrets_path)
     for i = 1, #index.function_list do
-        dispatch.prepare(index.function_list[i])
+        local fn = index.function_list[i]
+        dispatch.prepare(fn)
+        -- Each function gets only its own values (event.env); nothing store-wide.
+        fn.env = secrets[fn.id]
     end
     mode = settings.mode
 end

@@ -179,10 +179,20 @@ function errorDetail(err) {
   return `thrown ${describe(err)}: ${String(err)}`;
 }
 
+// The dev-mode error detail goes back to the client: hide any env value it quotes (the worker cannot tell secret
+// values from plain ones, so it hides them all; the supervisor masks logs itself).
+function maskEnvValues(text, event) {
+  const env = event && typeof event.env === 'object' && event.env !== null ? event.env : null;
+  if (!env) return text;
+  const values = Object.values(env).filter((v) => typeof v === 'string' && v.length >= 4).sort((a, b) => b.length - a.length);
+  for (const value of values) text = text.split(value).join('<hidden>');
+  return text;
+}
+
 function createWorker({ handler, loadError, dev, maxFrame }) {
-  function internalError(requestId, detail) {
+  function internalError(requestId, detail, event) {
     const payload = { error: 'internal error', request_id: requestId };
-    if (dev && detail) payload.detail = detail;
+    if (dev && detail) payload.detail = maskEnvValues(detail, event);
     return encodeFrame({ status: 500, headers: { 'Content-Type': JSON_TYPE }, body: JSON.stringify(payload) });
   }
 
@@ -195,7 +205,7 @@ function createWorker({ handler, loadError, dev, maxFrame }) {
       if (typeof Response === 'function' && result instanceof Response) result = await unwrapFetchResponse(result);
     } catch (err) {
       process.stderr.write(`[${requestId}] ${err && err.stack ? err.stack : errorDetail(err)}\n`);
-      return internalError(requestId, errorDetail(err));
+      return internalError(requestId, errorDetail(err), event);
     }
     try {
       return encodeFrame(normalise(result));
@@ -203,7 +213,7 @@ function createWorker({ handler, loadError, dev, maxFrame }) {
       // Our own validation, or JSON.stringify of the body: the message says it all, the stack is ours.
       const detail = errorDetail(err);
       process.stderr.write(`[${requestId}] ${detail}\n`);
-      return internalError(requestId, detail);
+      return internalError(requestId, detail, event);
     }
   }
 

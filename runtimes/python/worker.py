@@ -201,6 +201,16 @@ def normalise(result):
 # Serving
 
 
+def mask_env_values(text, event):
+    """The dev-mode error detail goes back to the client: hide any env value it quotes (the worker cannot tell
+    secret values from plain ones, so it hides them all; the supervisor masks logs itself)."""
+    env = event.get("env") if isinstance(event, dict) else None
+    if isinstance(env, dict):
+        for value in sorted((v for v in env.values() if isinstance(v, str) and len(v) >= 4), key=len, reverse=True):
+            text = text.replace(value, "<hidden>")
+    return text
+
+
 class Worker:
     def __init__(self, handler, load_error, dev, max_frame):
         self.handler = handler
@@ -208,10 +218,10 @@ class Worker:
         self.dev = dev
         self.max_frame = max_frame
 
-    def internal_error(self, request_id, detail):
+    def internal_error(self, request_id, detail, event=None):
         payload = {"error": "internal error", "request_id": request_id}
         if self.dev and detail:
-            payload["detail"] = detail
+            payload["detail"] = mask_env_values(detail, event)
         return frame({"status": 500, "headers": {"Content-Type": JSON_TYPE}, "body": _encode(payload)})
 
     def handle_event(self, event, conn_state):
@@ -229,7 +239,7 @@ class Worker:
                 result = conn_state.loop().run_until_complete(result)
         except BaseException as exc:  # noqa: BLE001 - anything the handler raises is a 500, never a dead worker
             sys.stderr.write(f"[{request_id}] {format_user_traceback(exc)}")
-            return self.internal_error(request_id, f"{type(exc).__name__}: {exc}")
+            return self.internal_error(request_id, f"{type(exc).__name__}: {exc}", event)
         finally:
             flush_stdout()  # so the handler's prints reach the supervisor's log now, not at exit
         try:
@@ -239,7 +249,7 @@ class Worker:
         except Exception as exc:  # noqa: BLE001
             detail = f"{type(exc).__name__}: {exc}"
             sys.stderr.write(f"[{request_id}] {detail}\n")
-            return self.internal_error(request_id, detail)
+            return self.internal_error(request_id, detail, event)
 
     def reply(self, body, conn_state):
         """Answer one request frame: (bytes to send, keep the connection open)."""

@@ -2,6 +2,8 @@
 //! on them (status, reload). Startup and reload share the steps that turn the functions folder into a catalog and
 //! the gateway's config.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,6 +11,7 @@ use std::time::Instant;
 use anyhow::Context;
 use serde_json::{json, Value};
 
+use super::output::Masks;
 use super::workers::Workers;
 use crate::binaries::NginxFlavor;
 use crate::catalog::{self, Catalog};
@@ -17,20 +20,36 @@ use crate::discover;
 use crate::gateway::GatewaySettings;
 use crate::render::{self, NginxContext};
 use crate::rundir::RunDir;
+use crate::secrets;
 use crate::types::Mode;
 
 pub struct Instance {
     pub settings: Settings,
     pub run_dir: RunDir,
     pub workers: Arc<Workers>,
+    pub masks: Masks,
     gateway_pid: AtomicU32,
     started: Instant,
     reloading: tokio::sync::Mutex<()>,
+    env_writes: tokio::sync::Mutex<()>,
+}
+
+/// A refused control-plane request: the HTTP status the gateway should answer and why.
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: u16,
+    pub error: String,
+}
+
+impl Refusal {
+    fn new(status: u16, error: impl Into<String>) -> Refusal {
+        Refusal { status, error: error.into() }
+    }
 }
 
 impl Instance {
-    pub fn new(settings: Settings, run_dir: RunDir, workers: Arc<Workers>) -> Arc<Instance> {
-        Arc::new(Instance { settings, run_dir, workers, gateway_pid: AtomicU32::new(0), started: Instant::now(), reloading: tokio::sync::Mutex::new(()) })
+    pub fn new(settings: Settings, run_dir: RunDir, workers: Arc<Workers>, masks: Masks) -> Arc<Instance> {
+        Arc::new(Instance { settings, run_dir, workers, masks, gateway_pid: AtomicU32::new(0), started: Instant::now(), reloading: tokio::sync::Mutex::new(()), env_writes: tokio::sync::Mutex::new(()) })
     }
 
     pub fn set_gateway_pid(&self, pid: u32) {
@@ -92,19 +111,98 @@ impl Instance {
         }))
     }
 
-    /// Discovery → catalog.json → gateway.json → nginx.conf (checked with `nginx -t`). Used at start and on reload.
-    pub fn prepare(&self) -> anyhow::Result<(Catalog, Vec<String>)> {
-        prepare(&self.settings, &self.run_dir)
+    /// Finds a function by catalog name (and runtime, when two runtimes use the name).
+    fn find_function(&self, name: Option<&str>, runtime: Option<&str>) -> Result<crate::catalog::CatalogFunction, Refusal> {
+        let name = name.filter(|n| !n.is_empty()).ok_or_else(|| Refusal::new(400, "the `function` parameter is required"))?;
+        let catalog = self.workers.catalog();
+        let matches: Vec<_> = catalog.functions.iter().filter(|f| f.name == name && runtime.is_none_or(|r| f.runtime.as_str() == r)).collect();
+        match matches.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(Refusal::new(404, "unknown function")),
+            _ => Err(Refusal::new(400, "several runtimes have a function of that name: add `runtime`")),
+        }
+    }
+
+    /// A function's environment as the API shows it: secret values `<hidden>`.
+    pub fn function_env(&self, name: Option<&str>, runtime: Option<&str>) -> Result<Value, Refusal> {
+        let function = self.find_function(name, runtime)?;
+        let env = secrets::read(&function.dir).map_err(|e| Refusal::new(422, e.to_string()))?;
+        Ok(json!({"function": function.name, "runtime": function.runtime, "env": secrets::masked(&env)}))
+    }
+
+    /// Applies an update to a function's `fn.env.json` (written atomically, mode 0600, owned like its folder), then
+    /// reloads so the gateway hands out the new values.
+    pub async fn put_function_env(&self, name: Option<&str>, runtime: Option<&str>, update: &Value) -> Result<Value, Refusal> {
+        let function = self.find_function(name, runtime)?;
+        {
+            let _one_writer = self.env_writes.lock().await;
+            let current = secrets::read(&function.dir).map_err(|e| Refusal::new(422, e.to_string()))?;
+            let next = secrets::merge(&function.dir, &current, update).map_err(|e| Refusal::new(400, e.problem))?;
+            let path = function.dir.join(secrets::FILE_NAME);
+            catalog::write_atomic(&path, secrets::to_file_json(&next).as_bytes(), 0o600)
+                .map_err(|e| Refusal::new(500, format!("cannot write {}: {e}", secrets::FILE_NAME)))?;
+            if let Ok(meta) = std::fs::metadata(&function.dir) {
+                use std::os::unix::fs::MetadataExt;
+                let _ = crate::rundir::chown(&path, Some(meta.uid()), Some(meta.gid()));
+            }
+            tracing::info!(function = %function.name, keys = next.len(), "fn.env.json updated through the control plane");
+        }
+        self.reload().await.map_err(|e| Refusal::new(422, e))?;
+        self.function_env(Some(&function.name), Some(function.runtime.as_str()))
+    }
+
+    /// Discovery → catalog.json, secrets.json, gateway.json → nginx.conf (checked with `nginx -t`), and the new
+    /// log masks. Used on reload; start calls `prepare` directly.
+    fn prepare(&self) -> anyhow::Result<(Catalog, Vec<String>)> {
+        let prepared = prepare(&self.settings, &self.run_dir)?;
+        self.masks.set(prepared.masks);
+        Ok((prepared.catalog, prepared.warnings))
     }
 }
 
-pub fn prepare(settings: &Settings, run_dir: &RunDir) -> anyhow::Result<(Catalog, Vec<String>)> {
+/// What one discovery produced.
+pub struct Prepared {
+    pub catalog: Catalog,
+    pub warnings: Vec<String>,
+    /// Secret values (and their base64 forms) to mask in log lines.
+    pub masks: Vec<String>,
+}
+
+pub fn prepare(settings: &Settings, run_dir: &RunDir) -> anyhow::Result<Prepared> {
     let gateway_gid = settings.gateway_user.as_ref().map(|u| u.gid);
     let found = discover::discover(&settings.functions_root)?;
-    for warning in &found.warnings {
+    let mut warnings = found.warnings.clone();
+    let catalog = Catalog::build(&settings.functions_root, &found, &run_dir.sockets);
+
+    // Each function's own fn.env.json (next to its handler); a broken one leaves that function without env.
+    let mut env_by_dir: BTreeMap<PathBuf, secrets::Env> = BTreeMap::new();
+    for function in &catalog.functions {
+        if env_by_dir.contains_key(&function.dir) {
+            continue;
+        }
+        let env = secrets::read(&function.dir).unwrap_or_else(|e| {
+            warnings.push(format!("{e}; the functions there get no env until it is fixed"));
+            secrets::Env::new()
+        });
+        env_by_dir.insert(function.dir.clone(), env);
+    }
+    let mut by_function = serde_json::Map::new();
+    for function in &catalog.functions {
+        if let Some(env) = env_by_dir.get(&function.dir).filter(|e| !e.is_empty()) {
+            let values: serde_json::Map<String, Value> = env.iter().map(|(k, v)| (k.clone(), Value::String(v.value.clone()))).collect();
+            by_function.insert(function.id.clone(), Value::Object(values));
+        }
+    }
+    let masks = secrets::mask_set(env_by_dir.values().flat_map(|env| env.values().filter(|v| v.is_secret).map(|v| v.value.as_str())));
+    let secrets_path = run_dir.secrets_path();
+    catalog::write_atomic(&secrets_path, Value::Object(by_function).to_string().as_bytes(), 0o640)
+        .with_context(|| format!("cannot write `{}`", secrets_path.display()))?;
+    if gateway_gid.is_some() {
+        crate::rundir::chown(&secrets_path, None, gateway_gid)?;
+    }
+    for warning in &warnings {
         tracing::warn!("{warning}");
     }
-    let catalog = Catalog::build(&settings.functions_root, &found, &run_dir.sockets);
     let catalog_path = run_dir.catalog_path();
     catalog::write_atomic(&catalog_path, catalog.to_json().as_bytes(), 0o640).with_context(|| format!("cannot write `{}`", catalog_path.display()))?;
     if gateway_gid.is_some() {
@@ -115,12 +213,13 @@ pub fn prepare(settings: &Settings, run_dir: &RunDir) -> anyhow::Result<(Catalog
         catalog_path,
         control_socket: run_dir.control_socket.clone(),
         cold_start_timeout_ms: settings.cold_start_timeout_ms,
+        secrets_path,
         guard: settings.guard.clone(),
     };
     gateway.write(&run_dir.gateway_settings(), gateway_gid).with_context(|| format!("cannot write `{}`", run_dir.gateway_settings().display()))?;
     let ctx = nginx_context(settings, run_dir, &catalog);
     render::install(&settings.nginx, &ctx, &run_dir.nginx_conf(), &run_dir.error_log())?;
-    Ok((catalog, found.warnings))
+    Ok(Prepared { catalog, warnings, masks })
 }
 
 fn nginx_context(settings: &Settings, run_dir: &RunDir, catalog: &Catalog) -> NginxContext {

@@ -53,11 +53,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
     crate::assets::extract(&run_dir.lua_dir(), &run_dir.runtimes_dir())
         .with_context(|| format!("cannot write the gateway and worker programs into `{}`", run_dir.lib.display()))?;
 
-    let (catalog, _warnings) = instance::prepare(&settings, &run_dir)?;
-    let catalog = Arc::new(catalog);
+    let prepared = instance::prepare(&settings, &run_dir)?;
+    let masks = output::Masks::default();
+    masks.set(prepared.masks);
+    let catalog = Arc::new(prepared.catalog);
 
     let interpreters = resolve_interpreters(&settings, &catalog);
-    let output = OutputSink::open(&run_dir.logs.join("runtime.log"), settings.mode == Mode::Dev)
+    let output = OutputSink::open(&run_dir.logs.join("runtime.log"), settings.mode == Mode::Dev, masks.clone())
         .with_context(|| format!("cannot open `{}`", run_dir.logs.join("runtime.log").display()))?;
 
     let workers = Workers::new(
@@ -73,7 +75,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
     );
     let control = ControlServer::bind(&run_dir.control_socket, gateway_uid)
         .with_context(|| format!("cannot bind the control socket `{}`", run_dir.control_socket.display()))?;
-    let instance = Instance::new(settings, run_dir, Arc::clone(&workers));
+    let instance = Instance::new(settings, run_dir, Arc::clone(&workers), masks);
     let (settings, run_dir) = (&instance.settings, &instance.run_dir);
     let control_task = tokio::spawn(control.serve(Arc::clone(&instance)));
 

@@ -11,26 +11,47 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// Longest line kept; the rest is dropped and the line marked.
 pub const MAX_LINE: usize = 16 * 1024;
 
+/// The secret values to hide in every line, shared with the instance, which replaces them on each discovery.
+#[derive(Clone, Default)]
+pub struct Masks(Arc<std::sync::RwLock<Vec<String>>>);
+
+impl Masks {
+    pub fn set(&self, masks: Vec<String>) {
+        match self.0.write() {
+            Ok(mut current) => *current = masks,
+            Err(poisoned) => *poisoned.into_inner() = masks,
+        }
+    }
+
+    fn apply(&self, line: String) -> String {
+        match self.0.read() {
+            Ok(masks) if !masks.is_empty() => crate::secrets::mask_line(&line, &masks),
+            _ => line,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct OutputSink {
     file: Option<Arc<Mutex<std::fs::File>>>,
     echo: bool,
+    masks: Masks,
 }
 
 impl OutputSink {
-    pub fn open(path: &Path, echo: bool) -> std::io::Result<OutputSink> {
+    pub fn open(path: &Path, echo: bool, masks: Masks) -> std::io::Result<OutputSink> {
         use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
-        Ok(OutputSink { file: Some(Arc::new(Mutex::new(file))), echo })
+        Ok(OutputSink { file: Some(Arc::new(Mutex::new(file))), echo, masks })
     }
 
     /// A sink for a child that keeps its own log files (nginx): lines are only echoed, in dev.
     pub fn echo_only(echo: bool) -> OutputSink {
-        OutputSink { file: None, echo }
+        OutputSink { file: None, echo, masks: Masks::default() }
     }
 
     pub fn line(&self, prefix: &str, line: &str) {
-        let text = format!("[{prefix}] {line}\n");
+        let text = self.masks.apply(format!("[{prefix}] {line}\n"));
         if let Some(Ok(mut file)) = self.file.as_ref().map(|f| f.lock()) {
             let _ = file.write_all(text.as_bytes());
         }
@@ -105,15 +126,17 @@ mod tests {
     async fn long_lines_are_truncated_and_marked() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("out.log");
-        let sink = OutputSink::open(&path, false).expect("open");
+        let masks = Masks::default();
+        masks.set(crate::secrets::mask_set(["hunter22"].into_iter()));
+        let sink = OutputSink::open(&path, false, masks).expect("open");
         let mut input = vec![b'a'; MAX_LINE + 10];
-        input.extend_from_slice(b"\nsecond\nlast-no-newline");
+        input.extend_from_slice(b"\nsecond hunter22\nlast-no-newline");
         sink.drain("fn:x".into(), &input[..]).await;
         let text = std::fs::read_to_string(&path).expect("read");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
         assert!(lines[0].ends_with("…[10 bytes truncated]"));
-        assert_eq!(lines[1], "[fn:x] second");
+        assert_eq!(lines[1], "[fn:x] second <hidden>", "secrets are masked");
         assert_eq!(lines[2], "[fn:x] last-no-newline");
     }
 }
