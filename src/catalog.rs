@@ -12,6 +12,7 @@ use crate::types::{Method, Runtime};
 pub const SCHEMA_VERSION: u32 = 1;
 pub const DEFAULT_TIMEOUT_MS: u64 = 2500;
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
+pub const DEFAULT_MAX_CONCURRENCY: u64 = 20;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Catalog {
@@ -34,6 +35,10 @@ pub struct CatalogFunction {
     pub socket: PathBuf,
     pub timeout_ms: u64,
     pub max_body_bytes: u64,
+    /// 0 = unlimited. Recorded for `status`; the gateway does not enforce it yet.
+    pub max_concurrency: u64,
+    /// `invoke.allow_hosts`: empty = any host; `*.example.com` matches subdomains, not the apex.
+    pub allow_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -56,10 +61,12 @@ impl Catalog {
                 runtime: f.runtime,
                 dir: f.dir.clone(),
                 entry: f.entry.clone(),
-                handler: f.handler.clone(),
+                handler: f.config.handler.clone().unwrap_or_else(|| "handler".to_string()),
                 socket: socket_dir.join(format!("{}.sock", f.id)),
-                timeout_ms: DEFAULT_TIMEOUT_MS,
-                max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+                timeout_ms: f.config.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
+                max_body_bytes: f.config.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+                max_concurrency: f.config.max_concurrency.unwrap_or(DEFAULT_MAX_CONCURRENCY),
+                allow_hosts: f.config.allow_hosts.clone(),
             })
             .collect();
         let mut routes: Vec<&Route> = found.routes.iter().collect();

@@ -24,6 +24,8 @@ pub mod env {
     pub const GATEWAY_USER: &str = "FN_GATEWAY_USER";
     pub const NGINX_WORKERS: &str = "FN_NGINX_WORKERS";
     pub const COLD_START_TIMEOUT_MS: &str = "FN_COLD_START_TIMEOUT_MS";
+    pub const OPENAPI_INCLUDE_INTERNAL: &str = "FN_OPENAPI_INCLUDE_INTERNAL";
+    pub const PUBLIC_BASE_URL: &str = "FN_PUBLIC_BASE_URL";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +58,10 @@ pub struct Settings {
     pub nginx_workers: String,
     pub cold_start_timeout_ms: u64,
     pub guard: GuardSettings,
+    /// `FN_OPENAPI_INCLUDE_INTERNAL`: the OpenAPI document also describes `/_fn/*`.
+    pub openapi_include_internal: bool,
+    /// `FN_PUBLIC_BASE_URL`: the OpenAPI server URL (else the request's Host).
+    pub public_base_url: Option<String>,
 }
 
 /// Reads an environment variable, treating empty as unset.
@@ -120,6 +126,19 @@ impl Settings {
         };
 
         let guard = guard::from_env(&env_var, &mut problems);
+        let openapi_include_internal = match env_var(env::OPENAPI_INCLUDE_INTERNAL) {
+            None => false,
+            Some(v) => guard::parse_flag(&v).unwrap_or_else(|| {
+                problems.push(format!("{} must be one of 1/true/yes/on or 0/false/no/off, got `{v}`", env::OPENAPI_INCLUDE_INTERNAL));
+                false
+            }),
+        };
+        let public_base_url = env_var(env::PUBLIC_BASE_URL).map(|u| u.trim_end_matches('/').to_string());
+        if let Some(url) = &public_base_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                problems.push(format!("{} must start with http:// or https://, got `{url}`", env::PUBLIC_BASE_URL));
+            }
+        }
 
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems).into());
@@ -147,6 +166,8 @@ impl Settings {
             nginx_workers,
             cold_start_timeout_ms,
             guard,
+            openapi_include_internal,
+            public_base_url,
         })
     }
 }

@@ -82,13 +82,29 @@ async fn handle(request: &Map<String, Value>, instance: &Arc<Instance>) -> Map<S
     let reply = match (op, function) {
         ("status", _) => json!({"ok": true, "status": instance.status()}),
         ("catalog", _) => json!({"ok": true, "catalog": *workers.catalog()}),
-        ("function-env", _) | ("function-env-put", _) => {
+        ("logs", _) => {
+            let file = request.get("file").and_then(Value::as_str).unwrap_or("all");
+            let lines = request.get("lines").and_then(Value::as_u64).unwrap_or(100).clamp(1, 5000) as usize;
+            match instance.logs(file, lines, request.get("fn").and_then(Value::as_str)) {
+                Ok(view) => json!({"ok": true, "result": view}),
+                Err(refusal) => json!({"ok": false, "status": refusal.status, "error": refusal.error}),
+            }
+        }
+        ("openapi", _) => {
+            let host = request.get("host").and_then(Value::as_str).filter(|h| !h.is_empty() && !h.contains(['/', ' ', '"']));
+            let server_url = instance.settings.public_base_url.clone().unwrap_or_else(|| format!("http://{}", host.unwrap_or("localhost")));
+            let opts = crate::openapi::OpenApiOptions { server_url, include_internal: instance.settings.openapi_include_internal };
+            json!({"ok": true, "result": crate::openapi::document(&workers.catalog(), &opts)})
+        }
+        ("function-env" | "function-env-put" | "function-config" | "function-config-put", _) => {
             let name = request.get("name").and_then(Value::as_str);
             let runtime = request.get("runtime").and_then(Value::as_str);
-            let result = if op == "function-env" {
-                instance.function_env(name, runtime)
-            } else {
-                instance.put_function_env(name, runtime, request.get("env").unwrap_or(&Value::Null)).await
+            let body = request.get("body").unwrap_or(&Value::Null);
+            let result = match op {
+                "function-env" => instance.function_env(name, runtime),
+                "function-env-put" => instance.put_function_env(name, runtime, body).await,
+                "function-config" => instance.function_config(name, runtime),
+                _ => instance.put_function_config(name, runtime, body).await,
             };
             match result {
                 Ok(view) => json!({"ok": true, "result": view}),

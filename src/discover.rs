@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::fnconfig::{self, FnConfig};
 use crate::types::{function_id, Method, Runtime};
 
 /// Folders a zero-config walk never enters (case-insensitive), besides names starting with `.`.
@@ -38,7 +39,8 @@ pub struct Function {
     pub runtime: Runtime,
     pub dir: PathBuf,
     pub entry: PathBuf,
-    pub handler: String,
+    /// The `fn.config.json` of the handler's folder (defaults when there is none).
+    pub config: FnConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +99,8 @@ pub fn discover(root: &Path) -> Result<Discovery, DiscoverError> {
 
 #[derive(Default)]
 struct RouteTable {
+    /// Each folder's fn.config.json, read once; `None` when it is invalid (its functions are not published).
+    configs: BTreeMap<PathBuf, Option<FnConfig>>,
     functions: BTreeMap<String, Function>,
     routes: Vec<Route>,
     conflicts: BTreeSet<String>,
@@ -104,17 +108,36 @@ struct RouteTable {
 }
 
 impl RouteTable {
-    fn add_function(&mut self, name: String, runtime: Runtime, entry: PathBuf) -> String {
+    /// The config of a folder, or `None` (with a warning, once) when its fn.config.json is invalid.
+    fn config(&mut self, dir: &Path) -> Option<FnConfig> {
+        if let Some(known) = self.configs.get(dir) {
+            return known.clone();
+        }
+        let config = match fnconfig::read(dir) {
+            Ok(config) => {
+                if !config.ignored.is_empty() {
+                    self.warnings.push(format!(
+                        "{} in {}: not applied by this build yet: {}",
+                        fnconfig::FILE_NAME,
+                        dir.display(),
+                        config.ignored.join(", ")
+                    ));
+                }
+                Some(config)
+            }
+            Err(e) => {
+                self.warnings.push(format!("{e}; its functions are not published until it is fixed"));
+                None
+            }
+        };
+        self.configs.insert(dir.to_path_buf(), config.clone());
+        config
+    }
+
+    fn add_function(&mut self, name: String, runtime: Runtime, entry: PathBuf, config: FnConfig) -> String {
         let id = function_id(runtime, &name);
         let dir = entry.parent().map(Path::to_path_buf).unwrap_or_default();
-        self.functions.entry(id.clone()).or_insert_with(|| Function {
-            id: id.clone(),
-            name,
-            runtime,
-            dir,
-            entry,
-            handler: "handler".to_string(),
-        });
+        self.functions.entry(id.clone()).or_insert_with(|| Function { id: id.clone(), name, runtime, dir, entry, config });
         id
     }
 
@@ -247,12 +270,19 @@ fn add_file_route(root: &Path, dir_segments: &[String], file: &str, path: &Path,
         }
     }
     segments.extend(parsed.segments.iter().cloned());
-    let methods: BTreeSet<Method> = std::iter::once(parsed.method.unwrap_or(Method::Get)).collect();
+    let dir = path.parent().unwrap_or(root);
+    let Some(config) = table.config(dir) else { return };
+    // A method prefix names the one method; otherwise the folder's invoke.methods, else GET.
+    let methods: BTreeSet<Method> = match (parsed.method, &config.methods) {
+        (Some(m), _) => std::iter::once(m).collect(),
+        (None, Some(configured)) => configured.clone(),
+        (None, None) => std::iter::once(Method::Get).collect(),
+    };
     let mut paths = vec![join_route(&segments)];
     if parsed.optional_catch_all {
         paths.push(join_route(&segments[..segments.len().saturating_sub(1)]));
     }
-    let id = table.add_function(rel, runtime, path.to_path_buf());
+    let id = table.add_function(rel, runtime, path.to_path_buf(), config);
     for route in paths {
         if is_reserved(&route) {
             continue;
@@ -295,10 +325,11 @@ fn add_folder_function(runtime: Runtime, namespace: &[String], entry: PathBuf, t
         table.warnings.push(format!("`{runtime}/{name}` would claim the reserved path `{base}`: not published"));
         return;
     }
-    let id = table.add_function(name, runtime, entry);
-    let get: BTreeSet<Method> = std::iter::once(Method::Get).collect();
-    table.add_route(format!("{base}/:wildcard*"), get.clone(), &id, Rank::Config);
-    table.add_route(base, get, &id, Rank::Config);
+    let Some(config) = table.config(entry.parent().unwrap_or(&entry)) else { return };
+    let methods: BTreeSet<Method> = config.methods.clone().unwrap_or_else(|| std::iter::once(Method::Get).collect());
+    let id = table.add_function(name, runtime, entry, config);
+    table.add_route(format!("{base}/:wildcard*"), methods.clone(), &id, Rank::Config);
+    table.add_route(base, methods, &id, Rank::Config);
 }
 
 /// A handler file name, split into what it says about the route.
@@ -592,6 +623,28 @@ mod tests {
         let found = discover(dir.path()).expect("discovers");
         assert_eq!(found.routes.len(), 1);
         assert_eq!(found.warnings.len(), 2, "{:?}", found.warnings);
+    }
+
+    #[test]
+    fn fn_config_methods_apply_to_folder_functions_and_unprefixed_files() {
+        let dir = tree(&["api/handler.py", "files/a.js", "files/get.b.js"]);
+        fs::write(dir.path().join("api/fn.config.json"), r#"{"invoke": {"methods": ["POST", "PUT"]}}"#).expect("write");
+        fs::write(dir.path().join("files/fn.config.json"), r#"{"invoke": {"methods": "GET,POST"}}"#).expect("write");
+        let found = discover(dir.path()).expect("discovers");
+        let methods = |path: &str| found.routes.iter().find(|r| r.path == path).map(|r| r.methods.clone()).expect(path);
+        assert_eq!(methods("/api"), [Method::Post, Method::Put].into_iter().collect());
+        assert_eq!(methods("/files/a"), [Method::Get, Method::Post].into_iter().collect());
+        assert_eq!(methods("/files/b"), [Method::Get].into_iter().collect(), "a method prefix wins");
+    }
+
+    #[test]
+    fn an_invalid_fn_config_unpublishes_only_its_folder() {
+        let dir = tree(&["bad/handler.py", "good/handler.py"]);
+        fs::write(dir.path().join("bad/fn.config.json"), r#"{"timeout_ms": "soon"}"#).expect("write");
+        let found = discover(dir.path()).expect("discovers");
+        assert_eq!(found.routes.len(), 1);
+        assert_eq!(found.routes[0].path, "/good");
+        assert!(found.warnings.iter().any(|w| w.contains("fn.config.json in") && w.contains("bad") && w.contains("timeout_ms")), "{:?}", found.warnings);
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //! - `frame`: the 4-byte big-endian length + JSON framing used on every unix socket.
 //! - `guard`: control-plane guard settings (switches, admin token as a MAC, trusted networks, rate limits).
 //! - `gateway`: the settings file the Lua gateway loads at start (catalog path, control socket, guard).
+//! - `fnconfig`: `fn.config.json`, validated strictly (timeouts, body limit, methods, allowed hosts, handler).
 //! - `secrets`: `fn.env.json` values, which are secret, masked views and masks for log lines.
+//! - `openapi`: the OpenAPI 3.1 document of the catalog's routes (and, on request, the control plane).
 //! - `control`: the control socket the gateway uses to start cold workers and stop timed-out ones.
 //! - `supervise`: starts nginx and the function workers, watches them, stops everything on a signal.
 //! - `types`: vocabulary shared by all of the above (runtimes, methods, modes, process ends).
@@ -26,7 +28,9 @@ mod cli;
 mod config;
 mod control;
 mod discover;
+mod fnconfig;
 mod frame;
+mod openapi;
 mod gateway;
 mod guard;
 mod render;

@@ -248,3 +248,68 @@ fn the_access_log_never_records_the_token_or_control_plane_queries() {
     let settings = std::fs::read_to_string(stack.run_dir().join("conf/gateway.json")).expect("gateway.json");
     assert!(!settings.contains(TOKEN), "the gateway's settings hold a MAC, not the token");
 }
+
+#[test]
+fn metrics_count_requests_by_function_and_status() {
+    let stack = dev().file("boom/handler.py", "def handler(event):\n    raise ValueError('x')\n").start();
+    for _ in 0..3 {
+        assert_eq!(stack.get("/hello").status, 200);
+    }
+    assert_eq!(stack.get("/boom").status, 500);
+    assert_eq!(stack.get("/nope").status, 404);
+    let metrics = stack.get("/_fn/metrics");
+    assert_eq!(metrics.status, 200, "{}", metrics.text());
+    assert!(metrics.header("content-type").is_some_and(|c| c.starts_with("text/plain")));
+    let text = metrics.text();
+    for line in [
+        r#"fastfn_requests_total{function="hello/handler.py",runtime="python",status="200"} 3"#,
+        r#"fastfn_requests_total{function="boom/handler.py",runtime="python",status="500"} 1"#,
+        r#"fastfn_requests_total{function="",runtime="",status="404"} 1"#,
+        r#"fastfn_request_duration_seconds_count{function="hello/handler.py",runtime="python"} 3"#,
+        r#"fastfn_request_duration_seconds_bucket{function="hello/handler.py",runtime="python",le="+Inf"} 3"#,
+        r#"fastfn_worker_up{function="hello/handler.py",runtime="python"} 1"#,
+        r#"fastfn_worker_restarts_total{function="hello/handler.py",runtime="python"} 0"#,
+        "fastfn_up 1",
+    ] {
+        assert!(text.contains(line), "missing {line}:\n{text}");
+    }
+    refused(&from_remote(&stack, "GET", "/_fn/metrics", &[]), 403, "console api local-only");
+}
+
+#[test]
+fn logs_endpoint_tails_and_filters() {
+    let stack = dev()
+        .file("talk/handler.py", "def handler(event):\n    print('talking', event['query'].get('n'), flush=True)\n    return {}\n")
+        .start();
+    for n in 0..5 {
+        assert_eq!(stack.get(&format!("/talk?n={n}")).status, 200);
+    }
+    assert!(crate::harness::wait_until(std::time::Duration::from_secs(5), || stack.log("runtime.log").contains("talking 4")));
+    let logs = stack.get("/_fn/logs?file=runtime&lines=2&fn=talk/handler.py");
+    assert_eq!(logs.status, 200, "{}", logs.text());
+    let lines = logs.json()["runtime"].as_array().cloned().unwrap_or_default();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[1].as_str().unwrap_or_default().contains("talking 4"));
+    assert!(lines.iter().all(|l| l.as_str().unwrap_or_default().starts_with("[fn:talk/handler.py]")));
+    let all = stack.get("/_fn/logs");
+    assert!(all.json().get("error").is_some() && all.json().get("access").is_some());
+    refused(&stack.get("/_fn/logs?file=secrets"), 400, "file must be one of error, access, runtime, all");
+    refused(&stack.get("/_fn/logs?lines=0"), 400, "lines must be a whole number from 1 to 5000");
+}
+
+#[test]
+fn openapi_describes_public_routes_and_internal_ones_on_request() {
+    let stack = dev().file("get.users.[id].js", "exports.handler = () => ({});\n").start();
+    let doc = stack.get("/_fn/openapi.json");
+    assert_eq!(doc.status, 200, "{}", doc.text());
+    let doc = doc.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"].get("/users/{id}").is_some() && doc["paths"].get("/hello").is_some(), "{doc}");
+    assert!(doc["paths"].as_object().is_some_and(|p| p.keys().all(|k| !k.starts_with("/_fn"))));
+    assert_eq!(doc["servers"][0]["url"], format!("http://127.0.0.1:{}", stack.port));
+
+    let internal = dev().env("FN_OPENAPI_INCLUDE_INTERNAL", "1").env("FN_PUBLIC_BASE_URL", "https://api.example.com/").start();
+    let doc = internal.get("/_fn/openapi.json").json();
+    assert!(doc["paths"].get("/_fn/reload").is_some());
+    assert_eq!(doc["servers"][0]["url"], "https://api.example.com");
+}

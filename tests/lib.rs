@@ -4,6 +4,7 @@
 mod harness;
 
 mod control_plane;
+mod function_config;
 mod gateway;
 mod secrets;
 mod skeleton;

@@ -5,20 +5,28 @@
 --   GET  /_fn/health    {"status":"ok|degraded"} (200/503) for everyone; the full snapshot for trusted callers
 --   GET  /_fn/catalog   the catalog the supervisor serves from
 --   POST /_fn/reload    re-discover the functions folder and reload the gateway
+--   GET  /_fn/metrics   Prometheus text: requests by function and status, latency histograms, worker restarts
+--   GET  /_fn/logs?file=error|access|runtime|all&lines=N&fn=NAME   the tail of the instance's logs
+--   GET  /_fn/openapi.json  OpenAPI 3.1 of the public routes (and /_fn/* with FN_OPENAPI_INCLUDE_INTERNAL=1)
 --   GET  /_fn/function-env?function=NAME[&runtime=RT]   the function's env, secret values <hidden>
 --   PUT  /_fn/function-env?function=NAME[&runtime=RT]   {"KEY": "v" | {"value","is_secret"} | null | "<hidden>"}
+--   GET  /_fn/function-config?function=NAME[&runtime=RT]  the folder's fn.config.json and what is applied
+--   PUT  /_fn/function-config?function=NAME[&runtime=RT]  a whole new fn.config.json, validated strictly
 
 local ngx = ngx
 local json = require("cjson.safe").new()
 local dispatch = require "fastfn.dispatch"
 local frame = require "fastfn.frame"
 local response = require "fastfn.response"
+local metrics = require "fastfn.metrics"
+local gateway = require "fastfn.gateway"
 
 local control = dispatch.control
 local encode_frame = frame.encode
 local concat = table.concat
 local sort = table.sort
 local pairs = pairs
+local ipairs = ipairs
 local type = type
 local tonumber = tonumber
 local tostring = tostring
@@ -28,7 +36,7 @@ local _M = { _VERSION = "0.1.0" }
 local STATUS = encode_frame(json.encode({ op = "status" }))
 local CATALOG = encode_frame(json.encode({ op = "catalog" }))
 local RELOAD = encode_frame(json.encode({ op = "reload" }))
--- A catalog of thousands of functions is far larger than a status reply.
+-- A catalog (or its OpenAPI document, or a log tail) can be far larger than a status reply.
 local MAX_CATALOG_REPLY = 64 * 1024 * 1024
 
 local function answer(status, body)
@@ -93,8 +101,8 @@ local function selector(op)
 end
 
 -- Forwards one request to the supervisor and answers with its result or its refusal.
-local function forward(req)
-    local reply, err = control(encode_frame(json.encode(req)))
+local function forward(req, max_reply)
+    local reply, err = control(encode_frame(json.encode(req)), max_reply)
     if not reply then
         ngx.log(ngx.WARN, "fastfn: ", req.op, ": ", err)
         return response.error(503, "supervisor unreachable")
@@ -106,16 +114,8 @@ local function forward(req)
     return answer(200, reply.result)
 end
 
-local function function_env_get()
-    local req = selector("function-env")
-    if not req then
-        return response.error(400, "repeated query argument")
-    end
-    return forward(req)
-end
-
-local function function_env_put()
-    local req = selector("function-env-put")
+local function put_json(op)
+    local req = selector(op)
     if not req then
         return response.error(400, "repeated query argument")
     end
@@ -127,19 +127,107 @@ local function function_env_put()
     if not body or #body > MAX_WRITE_BODY then
         return response.error(body and 413 or 400, body and "payload too large" or "a JSON object body is required")
     end
-    local env = json.decode(body)
-    if type(env) ~= "table" then
+    local decoded = json.decode(body)
+    if type(decoded) ~= "table" then
         return response.error(400, "invalid json body")
     end
-    req.env = env
+    req.body = decoded
     return forward(req)
+end
+
+local function getter(op)
+    return function()
+        local req = selector(op)
+        if not req then
+            return response.error(400, "repeated query argument")
+        end
+        return forward(req)
+    end
+end
+
+local function putter(op)
+    return function()
+        return put_json(op)
+    end
+end
+
+local function worker_metrics(snapshot)
+    local label = metrics.label
+    local lines = {
+        "# HELP fastfn_worker_restarts_total Times a function's worker process was started again.",
+        "# TYPE fastfn_worker_restarts_total counter",
+    }
+    local up = {
+        "# HELP fastfn_worker_up Whether the function's worker process is running (it starts on first use).",
+        "# TYPE fastfn_worker_up gauge",
+    }
+    local functions = snapshot and snapshot.functions
+    if type(functions) == "table" then
+        for i = 1, #functions do
+            local f = functions[i]
+            local labels = '{function="' .. label(f.name) .. '",runtime="' .. label(f.runtime) .. '"}'
+            lines[#lines + 1] = "fastfn_worker_restarts_total" .. labels .. " " .. tostring(tonumber(f.restarts) or 0)
+            up[#up + 1] = "fastfn_worker_up" .. labels .. " " .. (f.state == "running" and "1" or "0")
+        end
+    end
+    for i = 1, #up do
+        lines[#lines + 1] = up[i]
+    end
+    lines[#lines + 1] = "# HELP fastfn_up Whether every runtime the functions need is available (health 200)."
+    lines[#lines + 1] = "# TYPE fastfn_up gauge"
+    lines[#lines + 1] = "fastfn_up " .. ((snapshot and snapshot.status == "ok") and "1" or "0")
+    return lines
+end
+
+local function metrics_text()
+    local reply = control(STATUS)
+    local snapshot = reply and reply.ok == true and reply.status or nil
+    local text = metrics.render(gateway.functions(), worker_metrics(snapshot))
+    ngx.status = 200
+    ngx.header["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+    ngx.header["Cache-Control"] = "no-store"
+    ngx.header["Content-Length"] = #text
+    if ngx.req.get_method() ~= "HEAD" then
+        ngx.print(text)
+    end
+    return ngx.exit(200)
+end
+
+local function logs()
+    local args = ngx.req.get_uri_args(10)
+    for _, k in ipairs({ "file", "lines", "fn" }) do
+        if type(args[k]) == "table" then
+            return response.error(400, "repeated query argument")
+        end
+    end
+    local file = args.file or "all"
+    if file ~= "all" and file ~= "error" and file ~= "access" and file ~= "runtime" then
+        return response.error(400, "file must be one of error, access, runtime, all")
+    end
+    local lines = tonumber(args.lines or "100")
+    if not lines or lines < 1 or lines > 5000 or lines % 1 ~= 0 then
+        return response.error(400, "lines must be a whole number from 1 to 5000")
+    end
+    local fn = args.fn
+    if fn == true then
+        fn = nil
+    end
+    return forward({ op = "logs", file = file, lines = lines, fn = fn }, MAX_CATALOG_REPLY)
+end
+
+local function openapi()
+    return forward({ op = "openapi", host = ngx.var.http_host }, MAX_CATALOG_REPLY)
 end
 
 local ENDPOINTS = {
     ["/_fn/health"] = { GET = health, HEAD = health },
     ["/_fn/catalog"] = { GET = catalog, HEAD = catalog },
     ["/_fn/reload"] = { POST = reload },
-    ["/_fn/function-env"] = { GET = function_env_get, PUT = function_env_put },
+    ["/_fn/openapi.json"] = { GET = openapi, HEAD = openapi },
+    ["/_fn/metrics"] = { GET = metrics_text, HEAD = metrics_text },
+    ["/_fn/logs"] = { GET = logs },
+    ["/_fn/function-env"] = { GET = getter("function-env"), PUT = putter("function-env-put") },
+    ["/_fn/function-config"] = { GET = getter("function-config"), PUT = putter("function-config-put") },
 }
 
 -- Allow header per endpoint, built once.

@@ -15,6 +15,7 @@ local ipairs = ipairs
 local next = next
 local tostring = tostring
 
+local hostmatch = require "fastfn.hostmatch"
 local _M = { _VERSION = "0.1.0", SCHEMA_VERSION = 1 }
 
 local MAX_SUN_PATH = 107  -- sizeof(sun_path) - 1 on Linux
@@ -81,7 +82,22 @@ local function check_function(f, where)
             return nil, where .. "." .. k .. " must be a string"
         end
     end
+    local hosts = f.allow_hosts
+    if hosts ~= nil then
+        if not is_array(hosts) then
+            return nil, where .. ".allow_hosts must be an array"
+        end
+        for i = 1, #hosts do
+            if not nonempty_string(hosts[i]) then
+                return nil, format("%s.allow_hosts[%d] must be a non-empty string", where, i)
+            end
+        end
+        if #hosts == 0 then
+            hosts = nil
+        end
+    end
     return {
+        allow_hosts = hosts and hostmatch.compile(hosts) or nil,
         id = id,
         name = f.name,
         runtime = f.runtime,

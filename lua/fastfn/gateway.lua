@@ -16,6 +16,8 @@ if json.encode_escape_forward_slash then   -- OpenResty's cjson: keep "/" readab
     json.encode_escape_forward_slash(false)
 end
 local router = require "fastfn.router"
+local metrics = require "fastfn.metrics"
+local allows_host = require("fastfn.hostmatch").allows
 local catalog = require "fastfn.catalog"
 local event = require "fastfn.event"
 local dispatch = require "fastfn.dispatch"
@@ -171,6 +173,7 @@ function _M.init(opts)
         error(format("fastfn: invalid settings %s: %s", path, err), 0)
     end
 
+    metrics.init()
     index = catalog.load(settings.catalog_path)
     local secrets = read_secrets(settings.secrets_path)
     for i = 1, #index.function_list do
@@ -180,6 +183,16 @@ function _M.init(opts)
         fn.env = secrets[fn.id]
     end
     mode = settings.mode
+end
+
+--- log_by_lua of `location /`: counts the request for /_fn/metrics.
+function _M.log()
+    metrics.record(ngx.ctx.fastfn_fn)
+end
+
+--- The catalog functions by id (for the metrics endpoint's labels).
+function _M.functions()
+    return index.functions
 end
 
 --- "dev" or "run", for the endpoints that will differ by mode.
@@ -262,6 +275,13 @@ local function serve()
             return response.error(405, "method not allowed", { Allow = allow })
         end
         return response.error(404, "not found")
+    end
+
+    ngx.ctx.fastfn_fn = fn
+    local hosts = fn.allow_hosts
+    if hosts and not allows_host(hosts, guard.request_host()) then
+        discard_body()
+        return response.error(421, "host not allowed")
     end
 
     local limit = fn.max_body_bytes

@@ -542,6 +542,22 @@ if ngx then
         return true
     end
 
+    --- The Host a function route judges (invoke.allow_hosts): X-Forwarded-Host (its last element) when the peer is a
+    -- trusted proxy, else the Host header. Upstream believed X-Forwarded-Host from anyone.
+    function _M.request_host()
+        local peer = var.remote_addr
+        if settings and settings.any_proxy and peer and contains(settings.proxies, peer) then
+            local xfh = var.http_x_forwarded_host
+            if xfh and xfh ~= "" then
+                local a, b = last_element(xfh)
+                if a then
+                    return sub(xfh, a, b)
+                end
+            end
+        end
+        return var.http_host
+    end
+
     local function run(kind)
         request.method = get_method()
         request.headers = get_headers(0)

@@ -17,6 +17,7 @@ use crate::binaries::NginxFlavor;
 use crate::catalog::{self, Catalog};
 use crate::config::Settings;
 use crate::discover;
+use crate::fnconfig;
 use crate::gateway::GatewaySettings;
 use crate::render::{self, NginxContext};
 use crate::rundir::RunDir;
@@ -151,6 +152,84 @@ impl Instance {
         self.function_env(Some(&function.name), Some(function.runtime.as_str()))
     }
 
+    /// A function's `fn.config.json` as written, and the values the catalog applies.
+    pub fn function_config(&self, name: Option<&str>, runtime: Option<&str>) -> Result<Value, Refusal> {
+        let function = self.find_function(name, runtime)?;
+        let path = function.dir.join(fnconfig::FILE_NAME);
+        let raw = match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str::<Value>(&text).map_err(|e| Refusal::new(422, format!("{} in {}: not valid JSON ({e})", fnconfig::FILE_NAME, function.dir.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({}),
+            Err(e) => return Err(Refusal::new(500, format!("cannot read {}: {e}", fnconfig::FILE_NAME))),
+        };
+        let methods: Vec<String> = self
+            .workers
+            .catalog()
+            .routes
+            .iter()
+            .filter(|r| r.function == function.id)
+            .flat_map(|r| r.methods.iter().map(|m| format!("{m:?}").to_ascii_uppercase()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        Ok(json!({
+            "function": function.name,
+            "runtime": function.runtime,
+            "config": raw,
+            "applied": {
+                "timeout_ms": function.timeout_ms,
+                "max_body_bytes": function.max_body_bytes,
+                "max_concurrency": function.max_concurrency,
+                "handler": function.handler,
+                "methods": methods,
+                "allow_hosts": function.allow_hosts,
+            },
+        }))
+    }
+
+    /// Replaces a function folder's `fn.config.json` after strict validation (every problem reported, each naming
+    /// its field), then reloads. Nothing is written when the config is invalid.
+    pub async fn put_function_config(&self, name: Option<&str>, runtime: Option<&str>, config: &Value) -> Result<Value, Refusal> {
+        let function = self.find_function(name, runtime)?;
+        let Value::Object(map) = config else { return Err(Refusal::new(400, "the request body must be a JSON object")) };
+        fnconfig::validate(map).map_err(|problems| Refusal::new(400, problems.join("; ")))?;
+        {
+            let _one_writer = self.env_writes.lock().await;
+            let path = function.dir.join(fnconfig::FILE_NAME);
+            let text = serde_json::to_string_pretty(config).unwrap_or_default() + "\n";
+            catalog::write_atomic(&path, text.as_bytes(), 0o644).map_err(|e| Refusal::new(500, format!("cannot write {}: {e}", fnconfig::FILE_NAME)))?;
+            if let Ok(meta) = std::fs::metadata(&function.dir) {
+                use std::os::unix::fs::MetadataExt;
+                let _ = crate::rundir::chown(&path, Some(meta.uid()), Some(meta.gid()));
+            }
+            tracing::info!(function = %function.name, "fn.config.json updated through the control plane");
+        }
+        self.reload().await.map_err(|e| Refusal::new(422, e))?;
+        self.function_config(Some(&function.name), Some(function.runtime.as_str()))
+    }
+
+    /// The last `lines` lines of the instance's logs (`error`, `access`, `runtime` or `all`), optionally only a
+    /// function's runtime lines; secret values masked.
+    pub fn logs(&self, file: &str, lines: usize, function: Option<&str>) -> Result<Value, Refusal> {
+        let files: &[&str] = match file {
+            "all" => &["error", "access", "runtime"],
+            "error" => &["error"],
+            "access" => &["access"],
+            "runtime" => &["runtime"],
+            _ => return Err(Refusal::new(400, "file must be one of error, access, runtime, all")),
+        };
+        let prefix = function.map(|f| format!("[fn:{f}]"));
+        let mut out = serde_json::Map::new();
+        for name in files {
+            let path = self.run_dir.logs.join(format!("{name}.log"));
+            let mut tail = tail_lines(&path, lines, |line| prefix.as_deref().is_none_or(|p| line.starts_with(p)));
+            for line in &mut tail {
+                *line = self.masks.mask(line);
+            }
+            out.insert((*name).to_string(), json!(tail));
+        }
+        Ok(Value::Object(out))
+    }
+
     /// Discovery → catalog.json, secrets.json, gateway.json → nginx.conf (checked with `nginx -t`), and the new
     /// log masks. Used on reload; start calls `prepare` directly.
     fn prepare(&self) -> anyhow::Result<(Catalog, Vec<String>)> {
@@ -166,6 +245,29 @@ pub struct Prepared {
     pub warnings: Vec<String>,
     /// Secret values (and their base64 forms) to mask in log lines.
     pub masks: Vec<String>,
+}
+
+/// The last `count` lines of a file that pass `keep`, reading at most its last 8 MiB.
+fn tail_lines(path: &std::path::Path, count: usize, keep: impl Fn(&str) -> bool) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    const WINDOW: u64 = 8 * 1024 * 1024;
+    let Ok(mut file) = std::fs::File::open(path) else { return Vec::new() };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(WINDOW);
+    if file.seek(SeekFrom::Start(start)).is_err() {
+        return Vec::new();
+    }
+    let mut bytes = Vec::new();
+    if file.read_to_end(&mut bytes).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    // A window that starts mid-file starts mid-line: drop that partial first line.
+    let skip_first = start > 0;
+    let mut kept: Vec<String> = text.lines().skip(usize::from(skip_first)).filter(|l| keep(l)).map(str::to_string).collect();
+    let excess = kept.len().saturating_sub(count);
+    kept.drain(..excess);
+    kept
 }
 
 pub fn prepare(settings: &Settings, run_dir: &RunDir) -> anyhow::Result<Prepared> {

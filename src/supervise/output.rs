@@ -23,6 +23,11 @@ impl Masks {
         }
     }
 
+    /// The line with every secret value hidden.
+    pub fn mask(&self, line: &str) -> String {
+        self.apply(line.to_string())
+    }
+
     fn apply(&self, line: String) -> String {
         match self.0.read() {
             Ok(masks) if !masks.is_empty() => crate::secrets::mask_line(&line, &masks),

@@ -1,0 +1,91 @@
+//! fn.config.json, the part this build applies: timeouts, body limits, methods, allowed hosts, handler name — and
+//! the control-plane endpoint that reads and replaces it.
+
+use serde_json::json;
+
+use crate::harness::Stack;
+
+#[test]
+fn config_values_shape_the_routes() {
+    let stack = Stack::new()
+        .file("slow/handler.py", "import time\ndef handler(event):\n    time.sleep(1)\n    return {'ok': True}\n")
+        .file("slow/fn.config.json", r#"{"timeout_ms": 300}"#)
+        .file("small/handler.py", "def handler(event):\n    return {'len': len(event.get('body') or '')}\n")
+        .file("small/fn.config.json", r#"{"max_body_bytes": 10, "invoke": {"methods": ["POST"]}}"#)
+        .file("named/handler.py", "def entry(event):\n    return {'via': 'entry'}\n")
+        .file("named/fn.config.json", r#"{"invoke": {"handler": "entry"}}"#)
+        .file("hosted/index.js", "exports.handler = () => ({ ok: true });\n")
+        .file("hosted/fn.config.json", r#"{"invoke": {"allow_hosts": ["api.example.com", "*.example.org"]}}"#)
+        .start();
+    let slow = stack.get("/slow");
+    assert_eq!(slow.status, 504, "{}", slow.text());
+    assert_eq!(stack.request("POST", "/small", &[], Some(b"0123456789")).status, 200);
+    assert_eq!(stack.request("POST", "/small", &[], Some(b"0123456789x")).status, 413);
+    let get = stack.get("/small");
+    assert_eq!((get.status, get.header("allow")), (405, Some("POST")));
+    assert_eq!(stack.get("/named").json(), json!({"via": "entry"}));
+
+    for (host, status) in [("api.example.com", 200), ("API.example.com:8080", 200), ("a.example.org", 200), ("example.org", 421), ("evil.example", 421)] {
+        let r = stack.request("GET", "/hosted", &[("Host", host)], None);
+        assert_eq!(r.status, status, "{host}: {}", r.text());
+        if status == 421 {
+            assert_eq!(r.json(), json!({"error": "host not allowed"}));
+        }
+    }
+    // X-Forwarded-Host counts only from a trusted proxy.
+    let spoofed = stack.request("GET", "/hosted", &[("Host", "evil.example"), ("X-Forwarded-Host", "api.example.com")], None);
+    assert_eq!(spoofed.status, 421);
+}
+
+#[test]
+fn x_forwarded_host_counts_from_a_trusted_proxy() {
+    let stack = Stack::new()
+        .env("FN_TRUSTED_PROXY_CIDRS", "127.0.0.1")
+        .file("hosted/index.js", "exports.handler = () => ({ ok: true });\n")
+        .file("hosted/fn.config.json", r#"{"invoke": {"allow_hosts": "api.example.com"}}"#)
+        .start();
+    let r = stack.request("GET", "/hosted", &[("Host", "127.0.0.1"), ("X-Forwarded-Host", "api.example.com")], None);
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn an_invalid_config_names_file_and_field_and_the_others_serve() {
+    let stack = Stack::new()
+        .file("bad/handler.py", "def handler(event):\n    return {}\n")
+        .file("bad/fn.config.json", r#"{"timeout_ms": 0, "invoke": {"methods": ["FETCH"]}}"#)
+        .file("good/handler.py", "def handler(event):\n    return {'ok': True}\n")
+        .start();
+    let stderr = stack.stderr();
+    assert!(stderr.contains("fn.config.json in") && stderr.contains("timeout_ms must be a positive integer") && stderr.contains("`FETCH`"), "{stderr}");
+    assert_eq!(stack.get("/good").status, 200);
+    assert_eq!(stack.get("/bad").status, 404);
+}
+
+#[test]
+fn function_config_endpoint_reads_validates_and_writes() {
+    let stack = Stack::new()
+        .env("FN_CONSOLE_WRITE_ENABLED", "1")
+        .file("api/handler.py", "def handler(event):\n    return {'method': event['method']}\n")
+        .start();
+    let read = stack.get("/_fn/function-config?function=api/handler.py");
+    assert_eq!(read.status, 200, "{}", read.text());
+    assert_eq!(read.json()["config"], json!({}));
+    assert_eq!(read.json()["applied"]["timeout_ms"], 2500);
+    assert_eq!(read.json()["applied"]["methods"], json!(["GET"]));
+
+    let put = |body: &str| stack.request("PUT", "/_fn/function-config?function=api/handler.py", &[("X-Fn-Request", "1")], Some(body.as_bytes()));
+    let bad = put(r#"{"timeout_ms": "fast", "invoke": {"methods": []}, "nope": 1}"#);
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    let error = bad.json()["error"].as_str().unwrap_or_default().to_string();
+    for needle in ["timeout_ms", "invoke.methods", "`nope`"] {
+        assert!(error.contains(needle), "{needle}: {error}");
+    }
+    assert!(!stack.functions.path().join("api/fn.config.json").exists(), "nothing written when invalid");
+
+    let good = put(r#"{"timeout_ms": 1000, "invoke": {"methods": ["GET", "POST"]}}"#);
+    assert_eq!(good.status, 200, "{}", good.text());
+    assert_eq!(good.json()["applied"]["timeout_ms"], 1000);
+    assert_eq!(good.json()["applied"]["methods"], json!(["GET", "POST"]));
+    assert!(crate::harness::wait_until(std::time::Duration::from_secs(5), || stack.request("POST", "/api", &[], Some(b"x")).status == 200));
+    assert_eq!(stack.get("/_fn/function-config?function=nope").status, 404);
+}
