@@ -313,3 +313,43 @@ fn openapi_describes_public_routes_and_internal_ones_on_request() {
     assert!(doc["paths"].get("/_fn/reload").is_some());
     assert_eq!(doc["servers"][0]["url"], "https://api.example.com");
 }
+
+#[test]
+fn a_failed_reload_keeps_the_last_good_catalog_serving() {
+    let stack = dev().env("FN_CONSOLE_WRITE_ENABLED", "yes").start();
+    assert_eq!(stack.get("/hello").status, 200);
+    let moved = stack.functions.path().with_extension("moved");
+    std::fs::rename(stack.functions.path(), &moved).expect("move the folder away");
+    let reload = stack.request("POST", "/_fn/reload", &[("X-Fn-Request", "1")], None);
+    std::fs::rename(&moved, stack.functions.path()).expect("move it back");
+    assert_eq!(reload.status, 422, "{}", reload.text());
+    assert_eq!(reload.json()["error"], "reload failed");
+    assert!(reload.json()["detail"].as_str().is_some_and(|d| d.contains("does not exist")), "{}", reload.text());
+    assert_eq!(stack.get("/hello").status, 200, "the last good catalog still serves");
+    let health = stack.get("/_fn/health").json();
+    assert_eq!(health["reload"]["last"]["ok"], false, "{health}");
+}
+
+#[test]
+fn other_local_users_cannot_reach_the_sockets() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: needs root to start the stack for one user and connect as another");
+        return;
+    }
+    let stack = dev().start();
+    assert_eq!(stack.get("/hello").status, 200, "a worker socket exists now");
+    let run = stack.run_dir();
+    let worker_socket = std::fs::read_dir(run.join("sock")).expect("sock dir").flatten().next().expect("a worker socket").path();
+    for socket in [run.join("ctl.sock"), worker_socket] {
+        let probe = format!("import socket,sys\ns=socket.socket(socket.AF_UNIX)\ntry:\n    s.connect(sys.argv[1]); print('connected')\nexcept OSError as e:\n    print(e.errno)\n");
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "python3", "-c", &probe])
+            .arg(&socket)
+            // Debian's python3, not a shim in root's home that nobody cannot run.
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .expect("run the probe as nobody");
+        let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert_eq!(said, "13", "{}: nobody got {said:?} (13 = EACCES); stderr: {}", socket.display(), String::from_utf8_lossy(&out.stderr));
+    }
+}

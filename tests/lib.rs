@@ -6,5 +6,6 @@ mod harness;
 mod control_plane;
 mod function_config;
 mod gateway;
+mod remote_peer;
 mod secrets;
 mod skeleton;

@@ -33,6 +33,16 @@ pub struct Instance {
     started: Instant,
     reloading: tokio::sync::Mutex<()>,
     env_writes: tokio::sync::Mutex<()>,
+    last_reload: std::sync::Mutex<Option<ReloadRecord>>,
+}
+
+/// The outcome of the last reload, for `status` and the trusted health snapshot.
+#[derive(Debug, Clone, serde::Serialize)]
+struct ReloadRecord {
+    at: String,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 /// A refused control-plane request: the HTTP status the gateway should answer and why.
@@ -50,7 +60,7 @@ impl Refusal {
 
 impl Instance {
     pub fn new(settings: Settings, run_dir: RunDir, workers: Arc<Workers>, masks: Masks) -> Arc<Instance> {
-        Arc::new(Instance { settings, run_dir, workers, masks, gateway_pid: AtomicU32::new(0), started: Instant::now(), reloading: tokio::sync::Mutex::new(()), env_writes: tokio::sync::Mutex::new(()) })
+        Arc::new(Instance { settings, run_dir, workers, masks, gateway_pid: AtomicU32::new(0), started: Instant::now(), reloading: tokio::sync::Mutex::new(()), env_writes: tokio::sync::Mutex::new(()), last_reload: std::sync::Mutex::new(None) })
     }
 
     pub fn set_gateway_pid(&self, pid: u32) {
@@ -84,6 +94,11 @@ impl Instance {
             "functions_root": self.settings.functions_root,
             "runtimes": runtimes,
             "functions": self.workers.snapshot(),
+            "reload": {
+                // Reloads come from /_fn/reload and control-plane writes; watching the folder is not built yet.
+                "watching": false,
+                "last": self.last_reload.lock().map(|r| r.clone()).unwrap_or(None),
+            },
         })
     }
 
@@ -92,6 +107,22 @@ impl Instance {
     /// keeps the last good state serving.
     pub async fn reload(&self) -> Result<Value, String> {
         let _one_at_a_time = self.reloading.lock().await;
+        let result = self.reload_locked();
+        let record = ReloadRecord {
+            at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            ok: result.is_ok(),
+            error: result.as_ref().err().cloned(),
+        };
+        if let Err(why) = &result {
+            tracing::warn!("reload failed, the last good catalog keeps serving: {why}");
+        }
+        if let Ok(mut last) = self.last_reload.lock() {
+            *last = Some(record);
+        }
+        result
+    }
+
+    fn reload_locked(&self) -> Result<Value, String> {
         let (catalog, warnings) = self.prepare().map_err(|e| format!("{e:#}"))?;
         let catalog = Arc::new(catalog);
         self.workers.replace_catalog(Arc::clone(&catalog));

@@ -37,6 +37,7 @@ pub struct StackBuilder {
     files: Vec<(String, String)>,
     env: Vec<(String, String)>,
     mode: &'static str,
+    listen: Option<String>,
 }
 
 pub struct Stack {
@@ -53,7 +54,7 @@ pub struct Stack {
 impl Stack {
     #[allow(clippy::new_ret_no_self)] // Stack::new().file(..).start() reads best at call sites
     pub fn new() -> StackBuilder {
-        StackBuilder { files: Vec::new(), env: Vec::new(), mode: "dev" }
+        StackBuilder { files: Vec::new(), env: Vec::new(), mode: "dev", listen: None }
     }
 }
 
@@ -65,6 +66,12 @@ impl StackBuilder {
 
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Listen somewhere other than a free loopback port (ADDR:PORT).
+    pub fn listen(mut self, addr: &str) -> Self {
+        self.listen = Some(addr.to_string());
         self
     }
 
@@ -84,14 +91,20 @@ impl StackBuilder {
         }
         // Short prefix: worker socket paths must stay under 108 bytes.
         let work = tempfile::Builder::new().prefix("ffn-").tempdir_in("/tmp").expect("work temp dir");
-        let port = free_port();
+        let (listen, port) = match &self.listen {
+            Some(addr) => (addr.clone(), addr.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).expect("ADDR:PORT")),
+            None => {
+                let port = free_port();
+                (format!("127.0.0.1:{port}"), port)
+            }
+        };
         let mut command = Command::new(FASTFN);
         command
             .arg(self.mode)
             .arg("--native")
             .arg(functions.path())
             .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(listen)
             .arg("--run-dir")
             .arg(work.path().join("run"))
             .arg("--ready-file")
