@@ -39,16 +39,19 @@ local RELOAD = encode_frame(json.encode({ op = "reload" }))
 -- A catalog (or its OpenAPI document, or a log tail) can be far larger than a status reply.
 local MAX_CATALOG_REPLY = 64 * 1024 * 1024
 
-local function answer(status, body)
-    local text = json.encode(body) or '{"error":"cannot encode the answer"}'
+local function send(status, content_type, text)
     ngx.status = status
-    ngx.header["Content-Type"] = "application/json"
+    ngx.header["Content-Type"] = content_type
     ngx.header["Cache-Control"] = "no-store"
     ngx.header["Content-Length"] = #text
     if ngx.req.get_method() ~= "HEAD" then
         ngx.print(text)
     end
     return ngx.exit(status)
+end
+
+local function answer(status, body)
+    return send(status, "application/json", json.encode(body) or '{"error":"cannot encode the answer"}')
 end
 
 local function health()
@@ -183,14 +186,7 @@ local function metrics_text()
     local reply = control(STATUS)
     local snapshot = reply and reply.ok == true and reply.status or nil
     local text = metrics.render(gateway.functions(), worker_metrics(snapshot))
-    ngx.status = 200
-    ngx.header["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
-    ngx.header["Cache-Control"] = "no-store"
-    ngx.header["Content-Length"] = #text
-    if ngx.req.get_method() ~= "HEAD" then
-        ngx.print(text)
-    end
-    return ngx.exit(200)
+    return send(200, "text/plain; version=0.0.4; charset=utf-8", text)
 end
 
 local function logs()

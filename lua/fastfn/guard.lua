@@ -221,8 +221,10 @@ end
 -- The decision
 
 -- Bounds of the last non-empty element of a comma-separated header value, spaces trimmed; nil when there is none.
-local function last_element(v)
-    local j = #v
+-- The last non-empty element of a comma-separated list that ends at or before position j (HTTP lists allow empty
+-- elements and optional whitespace): its bounds a, b and where the search for the previous element continues; nil
+-- when there is none.
+local function element_before(v, j)
     while j >= 1 do
         local c = j
         while c >= 1 and byte(v, c) ~= COMMA do
@@ -236,11 +238,16 @@ local function last_element(v)
             b = b - 1
         end
         if a <= b then
-            return a, b
+            return a, b, c - 1
         end
         j = c - 1
     end
     return nil
+end
+
+local function last_element(v)
+    local a, b = element_before(v, #v)
+    return a, b
 end
 
 local function joined(v)
@@ -257,23 +264,12 @@ local function forwarded_client(s, xff, peer)
         return peer
     end
     xff = joined(xff)
-    local j = #xff
-    while j >= 1 do
-        local c = j
-        while c >= 1 and byte(xff, c) ~= COMMA do
-            c = c - 1
-        end
-        local a, b = c + 1, j
-        while a <= b and (byte(xff, a) == SPACE or byte(xff, a) == TAB) do
-            a = a + 1
-        end
-        while b >= a and (byte(xff, b) == SPACE or byte(xff, b) == TAB) do
-            b = b - 1
-        end
-        if a <= b and not contains(s.proxies, xff, a, b) then
+    local a, b, j = element_before(xff, #xff)
+    while a do
+        if not contains(s.proxies, xff, a, b) then
             return sub(xff, a, b)
         end
-        j = c - 1
+        a, b, j = element_before(xff, j)
     end
     return peer
 end
