@@ -39,6 +39,12 @@ pub struct CatalogFunction {
     pub max_concurrency: u64,
     /// `invoke.allow_hosts`: empty = any host; `*.example.com` matches subdomains, not the apex.
     pub allow_hosts: Vec<String>,
+    /// Why its fn.config.json is invalid; the gateway answers 503 `function misconfigured` meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_error: Option<String>,
+    /// Set on reload when a new fn.config.json was invalid: this entry is the last good version, still serving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_edit: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -67,10 +73,12 @@ impl Catalog {
                 max_body_bytes: f.config.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
                 max_concurrency: f.config.max_concurrency.unwrap_or(DEFAULT_MAX_CONCURRENCY),
                 allow_hosts: f.config.allow_hosts.clone(),
+                config_error: f.config_error.clone(),
+                refused_edit: None,
             })
             .collect();
         let mut routes: Vec<&Route> = found.routes.iter().collect();
-        routes.sort_by_key(|r| match_order(r));
+        routes.sort_by_key(|r| match_order(&r.path));
         Catalog {
             schema_version: SCHEMA_VERSION,
             generated_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
@@ -82,6 +90,27 @@ impl Catalog {
                 .collect(),
             conflicts: found.conflicts.clone(),
         }
+    }
+
+    /// Keeps the last good version of functions whose fn.config.json became invalid since `previous` (a reload):
+    /// their old settings and routes stay, and the refused edit is recorded for `status`.
+    pub fn keep_last_good(&mut self, previous: &Catalog) {
+        let mut kept = Vec::new();
+        for function in &mut self.functions {
+            let Some(error) = function.config_error.clone() else { continue };
+            let Some(old) = previous.function(&function.id).filter(|f| f.config_error.is_none()) else { continue };
+            *function = CatalogFunction { refused_edit: Some(error), ..old.clone() };
+            kept.push(function.id.clone());
+        }
+        if kept.is_empty() {
+            return;
+        }
+        self.routes.retain(|r| !kept.contains(&r.function));
+        let taken: BTreeSet<&str> = self.routes.iter().map(|r| r.path.as_str()).collect();
+        let old_routes: Vec<CatalogRoute> =
+            previous.routes.iter().filter(|r| kept.contains(&r.function) && !taken.contains(r.path.as_str())).cloned().collect();
+        self.routes.extend(old_routes);
+        self.routes.sort_by_key(|r| match_order(&r.path));
     }
 
     pub fn function(&self, id: &str) -> Option<&CatalogFunction> {
@@ -101,18 +130,21 @@ impl Catalog {
 
 /// Sort key: exact routes first (by path), then dynamic ones by more static segments, more segments, fewer
 /// catch-alls, more single params, then path.
-fn match_order(route: &Route) -> (bool, std::cmp::Reverse<usize>, std::cmp::Reverse<usize>, usize, std::cmp::Reverse<usize>, String) {
-    let segments: Vec<&str> = route.path.split('/').filter(|s| !s.is_empty()).collect();
+type MatchOrder = (bool, std::cmp::Reverse<usize>, std::cmp::Reverse<usize>, usize, std::cmp::Reverse<usize>, String);
+
+fn match_order(path: &str) -> MatchOrder {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let catch_alls = segments.iter().filter(|s| s.starts_with(':') && s.ends_with('*')).count();
     let params = segments.iter().filter(|s| s.starts_with(':') && !s.ends_with('*')).count();
     let statics = segments.len() - catch_alls - params;
+    let dynamic = catch_alls + params > 0;
     (
-        route.is_dynamic(),
-        std::cmp::Reverse(if route.is_dynamic() { statics } else { 0 }),
-        std::cmp::Reverse(if route.is_dynamic() { segments.len() } else { 0 }),
+        dynamic,
+        std::cmp::Reverse(if dynamic { statics } else { 0 }),
+        std::cmp::Reverse(if dynamic { segments.len() } else { 0 }),
         catch_alls,
         std::cmp::Reverse(params),
-        route.path.clone(),
+        path.to_string(),
     )
 }
 

@@ -39,8 +39,11 @@ pub struct Function {
     pub runtime: Runtime,
     pub dir: PathBuf,
     pub entry: PathBuf,
-    /// The `fn.config.json` of the handler's folder (defaults when there is none).
+    /// The `fn.config.json` of the handler's folder (defaults when there is none, or when it is invalid).
     pub config: FnConfig,
+    /// Why the folder's `fn.config.json` is invalid: the function is listed with default routes and answers 503
+    /// `function misconfigured` until it is fixed.
+    pub config_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,8 +102,8 @@ pub fn discover(root: &Path) -> Result<Discovery, DiscoverError> {
 
 #[derive(Default)]
 struct RouteTable {
-    /// Each folder's fn.config.json, read once; `None` when it is invalid (its functions are not published).
-    configs: BTreeMap<PathBuf, Option<FnConfig>>,
+    /// Each folder's fn.config.json, read once, or why it is invalid.
+    configs: BTreeMap<PathBuf, Result<FnConfig, String>>,
     functions: BTreeMap<String, Function>,
     routes: Vec<Route>,
     conflicts: BTreeSet<String>,
@@ -108,8 +111,8 @@ struct RouteTable {
 }
 
 impl RouteTable {
-    /// The config of a folder, or `None` (with a warning, once) when its fn.config.json is invalid.
-    fn config(&mut self, dir: &Path) -> Option<FnConfig> {
+    /// The config of a folder, or why it is invalid (warned once).
+    fn config(&mut self, dir: &Path) -> Result<FnConfig, String> {
         if let Some(known) = self.configs.get(dir) {
             return known.clone();
         }
@@ -123,21 +126,25 @@ impl RouteTable {
                         config.ignored.join(", ")
                     ));
                 }
-                Some(config)
+                Ok(config)
             }
             Err(e) => {
-                self.warnings.push(format!("{e}; its functions are not published until it is fixed"));
-                None
+                self.warnings.push(format!("{e}; its functions answer 503 until it is fixed"));
+                Err(e.to_string())
             }
         };
         self.configs.insert(dir.to_path_buf(), config.clone());
         config
     }
 
-    fn add_function(&mut self, name: String, runtime: Runtime, entry: PathBuf, config: FnConfig) -> String {
+    fn add_function(&mut self, name: String, runtime: Runtime, entry: PathBuf, config: Result<FnConfig, String>) -> String {
         let id = function_id(runtime, &name);
         let dir = entry.parent().map(Path::to_path_buf).unwrap_or_default();
-        self.functions.entry(id.clone()).or_insert_with(|| Function { id: id.clone(), name, runtime, dir, entry, config });
+        let (config, config_error) = match config {
+            Ok(config) => (config, None),
+            Err(why) => (FnConfig::default(), Some(why)),
+        };
+        self.functions.entry(id.clone()).or_insert_with(|| Function { id: id.clone(), name, runtime, dir, entry, config, config_error });
         id
     }
 
@@ -271,11 +278,12 @@ fn add_file_route(root: &Path, dir_segments: &[String], file: &str, path: &Path,
     }
     segments.extend(parsed.segments.iter().cloned());
     let dir = path.parent().unwrap_or(root);
-    let Some(config) = table.config(dir) else { return };
+    let config = table.config(dir);
     // A method prefix names the one method; otherwise the folder's invoke.methods, else GET.
-    let methods: BTreeSet<Method> = match (parsed.method, &config.methods) {
+    let configured = config.as_ref().ok().and_then(|c| c.methods.clone());
+    let methods: BTreeSet<Method> = match (parsed.method, configured) {
         (Some(m), _) => std::iter::once(m).collect(),
-        (None, Some(configured)) => configured.clone(),
+        (None, Some(configured)) => configured,
         (None, None) => std::iter::once(Method::Get).collect(),
     };
     let mut paths = vec![join_route(&segments)];
@@ -325,8 +333,8 @@ fn add_folder_function(runtime: Runtime, namespace: &[String], entry: PathBuf, t
         table.warnings.push(format!("`{runtime}/{name}` would claim the reserved path `{base}`: not published"));
         return;
     }
-    let Some(config) = table.config(entry.parent().unwrap_or(&entry)) else { return };
-    let methods: BTreeSet<Method> = config.methods.clone().unwrap_or_else(|| std::iter::once(Method::Get).collect());
+    let config = table.config(entry.parent().unwrap_or(&entry));
+    let methods: BTreeSet<Method> = config.as_ref().ok().and_then(|c| c.methods.clone()).unwrap_or_else(|| std::iter::once(Method::Get).collect());
     let id = table.add_function(name, runtime, entry, config);
     table.add_route(format!("{base}/:wildcard*"), methods.clone(), &id, Rank::Config);
     table.add_route(base, methods, &id, Rank::Config);
@@ -638,12 +646,14 @@ mod tests {
     }
 
     #[test]
-    fn an_invalid_fn_config_unpublishes_only_its_folder() {
+    fn an_invalid_fn_config_marks_only_its_folder() {
         let dir = tree(&["bad/handler.py", "good/handler.py"]);
         fs::write(dir.path().join("bad/fn.config.json"), r#"{"timeout_ms": "soon"}"#).expect("write");
         let found = discover(dir.path()).expect("discovers");
-        assert_eq!(found.routes.len(), 1);
-        assert_eq!(found.routes[0].path, "/good");
+        assert_eq!(found.routes.len(), 2, "the broken function keeps its default route, to answer 503");
+        let bad = found.functions.iter().find(|f| f.name == "bad/handler.py").expect("listed");
+        assert!(bad.config_error.as_deref().is_some_and(|e| e.contains("timeout_ms")), "{:?}", bad.config_error);
+        assert!(found.functions.iter().find(|f| f.name == "good/handler.py").is_some_and(|f| f.config_error.is_none()));
         assert!(found.warnings.iter().any(|w| w.contains("fn.config.json in") && w.contains("bad") && w.contains("timeout_ms")), "{:?}", found.warnings);
     }
 

@@ -204,6 +204,8 @@ mod tests {
             max_body_bytes: 1024,
             max_concurrency: 0,
             allow_hosts: vec![],
+            config_error: None,
+            refused_edit: None,
         }
     }
 

@@ -58,7 +58,37 @@ fn an_invalid_config_names_file_and_field_and_the_others_serve() {
     let stderr = stack.stderr();
     assert!(stderr.contains("fn.config.json in") && stderr.contains("timeout_ms must be a positive integer") && stderr.contains("`FETCH`"), "{stderr}");
     assert_eq!(stack.get("/good").status, 200);
-    assert_eq!(stack.get("/bad").status, 404);
+    let bad = stack.get("/bad");
+    assert_eq!(bad.status, 503);
+    assert_eq!(bad.json(), json!({"error": "function misconfigured"}));
+    let health = stack.get("/_fn/health").json();
+    let listed = health["functions"].as_array().and_then(|fs| fs.iter().find(|f| f["name"] == "bad/handler.py").cloned()).expect("listed");
+    assert!(listed["config_error"].as_str().is_some_and(|e| e.contains("timeout_ms")), "{listed}");
+    let catalog = stack.get("/_fn/catalog").json();
+    assert!(catalog["functions"].as_array().is_some_and(|fs| fs.iter().any(|f| f["config_error"].is_string())));
+}
+
+#[test]
+fn a_bad_edit_then_reload_keeps_the_last_good_version() {
+    let stack = Stack::new()
+        .env("FN_CONSOLE_WRITE_ENABLED", "1")
+        .file("api/handler.py", "def handler(event):\n    return {'method': event['method']}\n")
+        .file("api/fn.config.json", r#"{"invoke": {"methods": ["GET", "POST"]}}"#)
+        .file("other/handler.py", "def handler(event):\n    return {}\n")
+        .start();
+    assert_eq!(stack.request("POST", "/api", &[], Some(b"x")).status, 200);
+    std::fs::write(stack.functions.path().join("api/fn.config.json"), r#"{"invoke": {"methods": ["GET", "FETCH"]}}"#).expect("bad edit");
+    let reload = stack.request("POST", "/_fn/reload", &[("X-Fn-Request", "1")], None);
+    assert_eq!(reload.status, 200, "{}", reload.text());
+    assert!(reload.text().contains("FETCH"), "the error is shown: {}", reload.text());
+    // Give nginx's graceful reload a moment to swap workers, then the old version must still answer POST.
+    assert!(crate::harness::wait_until(std::time::Duration::from_secs(5), || {
+        stack.get("/_fn/health").json()["functions"].as_array().is_some_and(|fs| fs.iter().any(|f| f["refused_edit"].is_string()))
+    }));
+    for _ in 0..5 {
+        assert_eq!(stack.request("POST", "/api", &[], Some(b"x")).status, 200, "last good version keeps serving");
+    }
+    assert_eq!(stack.get("/other").status, 200);
 }
 
 #[test]

@@ -98,6 +98,8 @@ local function check_function(f, where)
     end
     return {
         allow_hosts = hosts and hostmatch.compile(hosts) or nil,
+        -- The supervisor lists a function whose fn.config.json is invalid so that it answers 503, not 404.
+        misconfigured = f.config_error ~= nil,
         id = id,
         name = f.name,
         runtime = f.runtime,

@@ -283,6 +283,10 @@ local function serve()
         discard_body()
         return response.error(421, "host not allowed")
     end
+    if fn.misconfigured then
+        discard_body()
+        return response.error(503, "function misconfigured")
+    end
 
     local limit = fn.max_body_bytes
     local cl = var.http_content_length

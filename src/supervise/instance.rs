@@ -264,7 +264,7 @@ impl Instance {
     /// Discovery → catalog.json, secrets.json, gateway.json → nginx.conf (checked with `nginx -t`), and the new
     /// log masks. Used on reload; start calls `prepare` directly.
     fn prepare(&self) -> anyhow::Result<(Catalog, Vec<String>)> {
-        let prepared = prepare(&self.settings, &self.run_dir)?;
+        let prepared = prepare(&self.settings, &self.run_dir, Some(&self.workers.catalog()))?;
         self.masks.set(prepared.masks);
         Ok((prepared.catalog, prepared.warnings))
     }
@@ -301,11 +301,16 @@ fn tail_lines(path: &std::path::Path, count: usize, keep: impl Fn(&str) -> bool)
     kept
 }
 
-pub fn prepare(settings: &Settings, run_dir: &RunDir) -> anyhow::Result<Prepared> {
+/// `previous` is the catalog being served (on reload): a function whose fn.config.json became invalid keeps its
+/// last good version.
+pub fn prepare(settings: &Settings, run_dir: &RunDir, previous: Option<&Catalog>) -> anyhow::Result<Prepared> {
     let gateway_gid = settings.gateway_user.as_ref().map(|u| u.gid);
     let found = discover::discover(&settings.functions_root)?;
     let mut warnings = found.warnings.clone();
-    let catalog = Catalog::build(&settings.functions_root, &found, &run_dir.sockets);
+    let mut catalog = Catalog::build(&settings.functions_root, &found, &run_dir.sockets);
+    if let Some(previous) = previous {
+        catalog.keep_last_good(previous);
+    }
 
     // Each function's own fn.env.json (next to its handler); a broken one leaves that function without env.
     let mut env_by_dir: BTreeMap<PathBuf, secrets::Env> = BTreeMap::new();

@@ -53,7 +53,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
     crate::assets::extract(&run_dir.lua_dir(), &run_dir.runtimes_dir())
         .with_context(|| format!("cannot write the gateway and worker programs into `{}`", run_dir.lib.display()))?;
 
-    let prepared = instance::prepare(&settings, &run_dir)?;
+    let prepared = instance::prepare(&settings, &run_dir, None)?;
     let masks = output::Masks::default();
     masks.set(prepared.masks);
     let catalog = Arc::new(prepared.catalog);

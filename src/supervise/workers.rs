@@ -69,6 +69,12 @@ pub struct WorkerView {
     pub restarts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_exit: Option<ProcessEnd>,
+    /// Its fn.config.json is invalid: it answers 503 until fixed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_error: Option<String>,
+    /// A reload refused its new fn.config.json; the last good version serves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused_edit: Option<String>,
 }
 
 pub struct Workers {
@@ -269,7 +275,17 @@ impl Workers {
                         (state, pid, st.starts.saturating_sub(1), st.last_exit)
                     }
                 };
-                WorkerView { id: f.id.clone(), name: f.name.clone(), runtime: f.runtime, state, pid, restarts, last_exit }
+                WorkerView {
+                    id: f.id.clone(),
+                    name: f.name.clone(),
+                    runtime: f.runtime,
+                    state,
+                    pid,
+                    restarts,
+                    last_exit,
+                    config_error: f.config_error.clone(),
+                    refused_edit: f.refused_edit.clone(),
+                }
             })
             .collect()
     }
