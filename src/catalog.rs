@@ -10,9 +10,21 @@ use crate::discover::{Discovery, Route};
 use crate::types::{Method, Runtime};
 
 pub const SCHEMA_VERSION: u32 = 1;
-pub const DEFAULT_TIMEOUT_MS: u64 = 2500;
-pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
-pub const DEFAULT_MAX_CONCURRENCY: u64 = 20;
+/// Limits for functions that do not set their own (`FN_DEFAULT_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Defaults {
+    pub timeout_ms: u64,
+    pub max_body_bytes: u64,
+    pub max_concurrency: u64,
+    /// A burst beyond the concurrency limit waits (up to the timeout) instead of being refused at once.
+    pub max_queue: u64,
+}
+
+impl Default for Defaults {
+    fn default() -> Defaults {
+        Defaults { timeout_ms: 2500, max_body_bytes: 1024 * 1024, max_concurrency: 20, max_queue: 256 }
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Catalog {
@@ -35,8 +47,16 @@ pub struct CatalogFunction {
     pub socket: PathBuf,
     pub timeout_ms: u64,
     pub max_body_bytes: u64,
-    /// 0 = unlimited. Recorded for `status`; the gateway does not enforce it yet.
+    /// Requests served at once (0 = unlimited): `worker_pool.max_workers`, else `max_concurrency`, else the default.
     pub max_concurrency: u64,
+    /// Requests that may wait for a slot beyond that; more are refused with `overflow_status`.
+    pub max_queue: u64,
+    /// How long a queued request waits before it is refused.
+    pub queue_timeout_ms: u64,
+    /// 429 or 503, with `Retry-After`.
+    pub overflow_status: u16,
+    /// Adds the X-Fn-* debug headers to its responses.
+    pub debug_headers: bool,
     /// `invoke.allow_hosts`: empty = any host; `*.example.com` matches subdomains, not the apex.
     pub allow_hosts: Vec<String>,
     /// Why its fn.config.json is invalid; the gateway answers 503 `function misconfigured` meanwhile.
@@ -57,7 +77,7 @@ pub struct CatalogRoute {
 
 impl Catalog {
     /// Builds the catalog from a discovery; each worker's socket is `<socket_dir>/<id>.sock`.
-    pub fn build(root: &Path, found: &Discovery, socket_dir: &Path) -> Catalog {
+    pub fn build(root: &Path, found: &Discovery, socket_dir: &Path, defaults: &Defaults) -> Catalog {
         let functions = found
             .functions
             .iter()
@@ -69,9 +89,13 @@ impl Catalog {
                 entry: f.entry.clone(),
                 handler: f.config.handler.clone().unwrap_or_else(|| "handler".to_string()),
                 socket: socket_dir.join(format!("{}.sock", f.id)),
-                timeout_ms: f.config.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
-                max_body_bytes: f.config.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
-                max_concurrency: f.config.max_concurrency.unwrap_or(DEFAULT_MAX_CONCURRENCY),
+                timeout_ms: f.config.timeout_ms.unwrap_or(defaults.timeout_ms),
+                max_body_bytes: f.config.max_body_bytes.unwrap_or(defaults.max_body_bytes),
+                max_concurrency: f.config.max_workers.or(f.config.max_concurrency).unwrap_or(defaults.max_concurrency),
+                max_queue: f.config.max_queue.unwrap_or(defaults.max_queue),
+                queue_timeout_ms: f.config.queue_timeout_ms.or(f.config.timeout_ms).unwrap_or(defaults.timeout_ms),
+                overflow_status: f.config.overflow_status.unwrap_or(429),
+                debug_headers: f.config.debug_headers,
                 allow_hosts: f.config.allow_hosts.clone(),
                 config_error: f.config_error.clone(),
                 refused_edit: None,
@@ -119,7 +143,7 @@ impl Catalog {
 
     /// The largest body any function accepts: nginx's own limit is set to it, the gateway checks each function's.
     pub fn max_body_bytes(&self) -> u64 {
-        self.functions.iter().map(|f| f.max_body_bytes).max().unwrap_or(DEFAULT_MAX_BODY_BYTES)
+        self.functions.iter().map(|f| f.max_body_bytes).max().unwrap_or(Defaults::default().max_body_bytes)
     }
 
     pub fn to_json(&self) -> String {
@@ -175,7 +199,7 @@ mod tests {
             std::fs::write(&p, "").expect("write");
         }
         let found = discover(dir.path()).expect("discovers");
-        let catalog = Catalog::build(dir.path(), &found, Path::new("/run/x/sock"));
+        let catalog = Catalog::build(dir.path(), &found, Path::new("/run/x/sock"), &Defaults::default());
         let order: Vec<&str> = catalog.routes.iter().map(|r| r.path.as_str()).collect();
         assert_eq!(
             order,

@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::binaries::{self, Nginx};
+use crate::catalog::Defaults;
 use crate::cli::StackArgs;
 use crate::guard::{self, GuardSettings};
 use crate::types::Mode;
@@ -25,6 +26,10 @@ pub mod env {
     pub const NGINX_WORKERS: &str = "FN_NGINX_WORKERS";
     pub const COLD_START_TIMEOUT_MS: &str = "FN_COLD_START_TIMEOUT_MS";
     pub const OPENAPI_INCLUDE_INTERNAL: &str = "FN_OPENAPI_INCLUDE_INTERNAL";
+    pub const DEFAULT_TIMEOUT_MS: &str = "FN_DEFAULT_TIMEOUT_MS";
+    pub const DEFAULT_MAX_BODY_BYTES: &str = "FN_DEFAULT_MAX_BODY_BYTES";
+    pub const DEFAULT_MAX_CONCURRENCY: &str = "FN_DEFAULT_MAX_CONCURRENCY";
+    pub const DEFAULT_MAX_QUEUE: &str = "FN_DEFAULT_MAX_QUEUE";
     pub const PUBLIC_BASE_URL: &str = "FN_PUBLIC_BASE_URL";
 }
 
@@ -57,6 +62,8 @@ pub struct Settings {
     pub gateway_user: Option<GatewayUser>,
     pub nginx_workers: String,
     pub cold_start_timeout_ms: u64,
+    /// Limits for functions without their own (`FN_DEFAULT_*`).
+    pub defaults: Defaults,
     pub guard: GuardSettings,
     /// `FN_OPENAPI_INCLUDE_INTERNAL`: the OpenAPI document also describes `/_fn/*`.
     pub openapi_include_internal: bool,
@@ -93,15 +100,13 @@ impl Settings {
             }
         };
 
-        let cold_start_timeout_ms = match env_var(env::COLD_START_TIMEOUT_MS) {
-            None => DEFAULT_COLD_START_TIMEOUT_MS,
-            Some(v) => match v.parse::<u64>() {
-                Ok(n) if n > 0 => n,
-                _ => {
-                    problems.push(format!("{} must be a positive integer of milliseconds, got `{v}`", env::COLD_START_TIMEOUT_MS));
-                    DEFAULT_COLD_START_TIMEOUT_MS
-                }
-            },
+        let cold_start_timeout_ms = number(env::COLD_START_TIMEOUT_MS, 1, DEFAULT_COLD_START_TIMEOUT_MS, &mut problems);
+        let builtin = Defaults::default();
+        let defaults = Defaults {
+            timeout_ms: number(env::DEFAULT_TIMEOUT_MS, 1, builtin.timeout_ms, &mut problems),
+            max_body_bytes: number(env::DEFAULT_MAX_BODY_BYTES, 1, builtin.max_body_bytes, &mut problems),
+            max_concurrency: number(env::DEFAULT_MAX_CONCURRENCY, 0, builtin.max_concurrency, &mut problems),
+            max_queue: number(env::DEFAULT_MAX_QUEUE, 0, builtin.max_queue, &mut problems),
         };
 
         let nginx_workers = match env_var(env::NGINX_WORKERS) {
@@ -165,10 +170,25 @@ impl Settings {
             gateway_user,
             nginx_workers,
             cold_start_timeout_ms,
+            defaults,
             guard,
             openapi_include_internal,
             public_base_url,
         })
+    }
+}
+
+/// A whole number from the environment, at least `min`; a bad value is reported and the default used.
+fn number(name: &str, min: u64, default: u64, problems: &mut Vec<String>) -> u64 {
+    match env_var(name) {
+        None => default,
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) if n >= min => n,
+            _ => {
+                problems.push(format!("{name} must be a whole number ≥ {min}, got `{v}`"));
+                default
+            }
+        },
     }
 }
 

@@ -1,6 +1,7 @@
 //! `fn.config.json`: per-function settings, validated strictly — an invalid file names itself and the field, and
 //! that folder's functions are not published (the others keep serving). This build applies `timeout_ms`,
-//! `max_body_bytes`, `max_concurrency` (recorded), `invoke.methods`, `invoke.allow_hosts` and `invoke.handler`; other
+//! `max_body_bytes`, `max_concurrency` and `worker_pool` (concurrency limit and queue), `include_debug_headers`,
+//! `invoke.methods`, `invoke.allow_hosts` and `invoke.handler`; other
 //! upstream fields are accepted and reported as not applied yet, so a folder written for upstream still loads.
 
 use std::collections::BTreeSet;
@@ -16,8 +17,8 @@ pub const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Fields of upstream's fn.config.json that this build reads but does not apply yet.
 const NOT_APPLIED_YET: &[&str] = &[
-    "name", "runtime", "entrypoint", "group", "version", "worker_pool", "keep_warm", "schedule", "shared_deps", "edge",
-    "strict_fs", "home", "assets", "zero_config", "zero_config_ignore_dirs", "include_debug_headers", "response",
+    "name", "runtime", "entrypoint", "group", "version", "keep_warm", "schedule", "shared_deps", "edge",
+    "strict_fs", "home", "assets", "zero_config", "zero_config_ignore_dirs", "response",
     "force-url", "force_url", "forceUrl", "sandbox", "description",
 ];
 const INVOKE_NOT_APPLIED_YET: &[&str] =
@@ -31,6 +32,16 @@ pub struct FnConfig {
     pub methods: Option<BTreeSet<Method>>,
     pub allow_hosts: Vec<String>,
     pub handler: Option<String>,
+    /// `worker_pool.max_workers`: the concurrency limit, over `max_concurrency` when both are set.
+    pub max_workers: Option<u64>,
+    /// `worker_pool.max_queue`: requests that may wait for a free slot.
+    pub max_queue: Option<u64>,
+    /// `worker_pool.queue_timeout_ms`: how long one may wait (default: the function's timeout).
+    pub queue_timeout_ms: Option<u64>,
+    /// `worker_pool.overflow_status`: 429 (default) or 503.
+    pub overflow_status: Option<u16>,
+    /// `include_debug_headers` (or `response.include_debug_headers`).
+    pub debug_headers: bool,
     /// Fields present but not applied by this build (for a warning).
     pub ignored: Vec<String>,
 }
@@ -70,6 +81,14 @@ pub fn validate(map: &Map<String, Value>) -> Result<FnConfig, Vec<String>> {
                 Some(n) => config.max_concurrency = Some(n),
                 None => problems.push("max_concurrency must be a whole number ≥ 0 (0 = unlimited)".into()),
             },
+            "include_debug_headers" => match value.as_bool() {
+                Some(b) => config.debug_headers = b,
+                None => problems.push("include_debug_headers must be true or false".into()),
+            },
+            "worker_pool" => match value {
+                Value::Object(pool) => read_worker_pool(pool, &mut config, &mut problems),
+                _ => problems.push("worker_pool must be an object".into()),
+            },
             "invoke" => match value {
                 Value::Object(invoke) => read_invoke(invoke, &mut config, &mut problems),
                 _ => problems.push("invoke must be an object".into()),
@@ -82,6 +101,30 @@ pub fn validate(map: &Map<String, Value>) -> Result<FnConfig, Vec<String>> {
         Ok(config)
     } else {
         Err(problems)
+    }
+}
+
+fn read_worker_pool(pool: &Map<String, Value>, config: &mut FnConfig, problems: &mut Vec<String>) {
+    for (key, value) in pool {
+        match key.as_str() {
+            "max_workers" => match value.as_u64() {
+                Some(n) => config.max_workers = Some(n),
+                None => problems.push("worker_pool.max_workers must be a whole number ≥ 0 (0 = unlimited)".into()),
+            },
+            "max_queue" => match value.as_u64() {
+                Some(n) => config.max_queue = Some(n),
+                None => problems.push("worker_pool.max_queue must be a whole number ≥ 0".into()),
+            },
+            "queue_timeout_ms" => config.queue_timeout_ms = positive("worker_pool.queue_timeout_ms", value, MAX_TIMEOUT_MS, problems),
+            "overflow_status" => match value.as_u64() {
+                Some(429) => config.overflow_status = Some(429),
+                Some(503) => config.overflow_status = Some(503),
+                _ => problems.push("worker_pool.overflow_status must be 429 or 503".into()),
+            },
+            // Warm pools come with supervision; these are accepted so upstream folders load.
+            "enabled" | "min_warm" | "idle_ttl_seconds" | "queue_poll_ms" => config.ignored.push(format!("worker_pool.{key}")),
+            other => problems.push(format!("`worker_pool.{other}` is not a known field")),
+        }
     }
 }
 

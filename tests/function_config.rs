@@ -119,3 +119,82 @@ fn function_config_endpoint_reads_validates_and_writes() {
     assert!(crate::harness::wait_until(std::time::Duration::from_secs(5), || stack.request("POST", "/api", &[], Some(b"x")).status == 200));
     assert_eq!(stack.get("/_fn/function-config?function=nope").status, 404);
 }
+
+/// Sends `n` GETs at once and returns their responses.
+fn burst(stack: &Stack, path: &str, n: usize) -> Vec<crate::harness::Response> {
+    let port = stack.port;
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            let path = path.to_string();
+            std::thread::spawn(move || crate::harness::http::request(port, "GET", &path, &[], None).expect("answer"))
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().expect("thread")).collect()
+}
+
+const SLOW: &str = "import time\ndef handler(event):\n    time.sleep(0.4)\n    return {'ok': True}\n";
+
+#[test]
+fn over_the_concurrency_limit_without_a_queue_is_429_with_retry_after() {
+    let stack = Stack::new()
+        .env("FN_NGINX_WORKERS", "1")
+        .file("slow/handler.py", SLOW)
+        .file("slow/fn.config.json", r#"{"max_concurrency": 1, "worker_pool": {"max_queue": 0}}"#)
+        .start();
+    assert_eq!(stack.get("/slow").status, 200, "warm it up");
+    let answers = burst(&stack, "/slow", 4);
+    let refused: Vec<_> = answers.iter().filter(|r| r.status == 429).collect();
+    assert_eq!(answers.iter().filter(|r| r.status == 200).count(), 1, "{:?}", answers.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert_eq!(refused.len(), 3);
+    assert_eq!(refused[0].json(), json!({"error": "worker pool overflow"}));
+    assert_eq!(refused[0].header("retry-after"), Some("1"));
+    assert_eq!(stack.get("/slow").status, 200, "the slot is given back");
+}
+
+#[test]
+fn a_queue_absorbs_a_burst_and_times_out_with_the_configured_status() {
+    let stack = Stack::new()
+        .env("FN_NGINX_WORKERS", "1")
+        .file("slow/handler.py", SLOW)
+        .file("slow/fn.config.json", r#"{"max_concurrency": 1, "worker_pool": {"max_queue": 10}}"#)
+        .file("tight/handler.py", SLOW)
+        .file("tight/fn.config.json", r#"{"worker_pool": {"max_workers": 1, "max_queue": 5, "queue_timeout_ms": 100, "overflow_status": 503}}"#)
+        .start();
+    assert_eq!(stack.get("/slow").status, 200);
+    let answers = burst(&stack, "/slow", 3);
+    assert!(answers.iter().all(|r| r.status == 200), "{:?}", answers.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert!(answers.iter().any(|r| r.header("x-fastfn-queued") == Some("true")));
+
+    assert_eq!(stack.get("/tight").status, 200);
+    let answers = burst(&stack, "/tight", 3);
+    let timed_out: Vec<_> = answers.iter().filter(|r| r.status == 503).collect();
+    assert!(!timed_out.is_empty(), "{:?}", answers.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert_eq!(timed_out[0].json(), json!({"error": "worker pool queue timeout"}));
+}
+
+#[test]
+fn a_burst_of_32_is_queued_not_refused_by_default() {
+    let stack = Stack::new().file("slow/handler.py", "import time\ndef handler(event):\n    time.sleep(0.05)\n    return {'ok': True}\n").start();
+    assert_eq!(stack.get("/slow").status, 200);
+    let answers = burst(&stack, "/slow", 32);
+    assert!(answers.iter().all(|r| r.status == 200), "{:?}", answers.iter().map(|r| r.status).collect::<Vec<_>>());
+}
+
+#[test]
+fn request_ids_and_debug_headers() {
+    let stack = Stack::new()
+        .file("plain/handler.py", "def handler(event):\n    return {'id': event['id']}\n")
+        .file("forger/handler.py", "def handler(event):\n    return {'status': 200, 'headers': {'X-FastFN-Request-Id': 'forged'}, 'body': 'x'}\n")
+        .file("debug/index.js", "exports.handler = () => ({ ok: true });\n")
+        .file("debug/fn.config.json", r#"{"include_debug_headers": true}"#)
+        .start();
+    let plain = stack.get("/plain");
+    assert_eq!(plain.header("x-fastfn-request-id"), plain.json()["id"].as_str());
+    assert!(plain.header("x-fn-runtime").is_none(), "no debug headers unless asked");
+    assert_ne!(stack.get("/forger").header("x-fastfn-request-id"), Some("forged"));
+    let debug = stack.get("/debug");
+    assert_eq!(debug.header("x-fn-runtime"), Some("node"));
+    assert_eq!(debug.header("x-fn-function"), Some("debug/index.js"));
+    assert!(debug.header("x-fn-latency-ms").is_some_and(|v| v.parse::<u64>().is_ok()));
+    assert_eq!(debug.header("x-fn-request-id"), debug.header("x-fastfn-request-id"));
+}

@@ -82,6 +82,15 @@ local function check_function(f, where)
             return nil, where .. "." .. k .. " must be a string"
         end
     end
+    if not is_int(f.max_concurrency, 0) or not is_int(f.max_queue, 0) then
+        return nil, where .. ".max_concurrency and .max_queue must be non-negative integers"
+    end
+    if not is_int(f.queue_timeout_ms, 1) then
+        return nil, where .. ".queue_timeout_ms must be a positive integer"
+    end
+    if f.overflow_status ~= 429 and f.overflow_status ~= 503 then
+        return nil, where .. ".overflow_status must be 429 or 503"
+    end
     local hosts = f.allow_hosts
     if hosts ~= nil then
         if not is_array(hosts) then
@@ -100,6 +109,11 @@ local function check_function(f, where)
         allow_hosts = hosts and hostmatch.compile(hosts) or nil,
         -- The supervisor lists a function whose fn.config.json is invalid so that it answers 503, not 404.
         misconfigured = f.config_error ~= nil,
+        max_concurrency = f.max_concurrency,
+        max_queue = f.max_queue,
+        queue_timeout_ms = f.queue_timeout_ms,
+        overflow_status = f.overflow_status,
+        debug_headers = f.debug_headers == true,
         id = id,
         name = f.name,
         runtime = f.runtime,

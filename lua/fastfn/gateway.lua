@@ -16,6 +16,7 @@ if json.encode_escape_forward_slash then   -- OpenResty's cjson: keep "/" readab
     json.encode_escape_forward_slash(false)
 end
 local router = require "fastfn.router"
+local limits = require "fastfn.limits"
 local metrics = require "fastfn.metrics"
 local allows_host = require("fastfn.hostmatch").allows
 local catalog = require "fastfn.catalog"
@@ -185,9 +186,14 @@ function _M.init(opts)
     mode = settings.mode
 end
 
---- log_by_lua of `location /`: counts the request for /_fn/metrics.
+--- log_by_lua of `location /`: gives back the request's concurrency slot and counts it for /_fn/metrics.
 function _M.log()
-    metrics.record(ngx.ctx.fastfn_fn)
+    local ctx = ngx.ctx
+    local fn = ctx.fastfn_fn
+    if ctx.fastfn_slot then
+        limits.release(fn)
+    end
+    metrics.record(fn)
 end
 
 --- The catalog functions by id (for the metrics endpoint's labels).
@@ -242,6 +248,24 @@ local function body_within(limit)
 end
 
 local wrapper = {}
+
+local REQUEST_ID = "X-FastFN-Request-Id"
+local RETRY_LATER = { ["Retry-After"] = "1" }
+local now = ngx.now
+
+-- fn.config.json include_debug_headers: what served the request and how long the worker took (opt-in, so the
+-- table is built only for those functions).
+local function debug_headers(fn, id, started, state)
+    ngx.update_time()
+    return {
+        [response.STATE_HEADER] = state,
+        ["X-Fn-Request-Id"] = id,
+        ["X-Fn-Runtime"] = fn.runtime,
+        ["X-Fn-Function"] = fn.name,
+        ["X-Fn-Version"] = "default",
+        ["X-Fn-Latency-Ms"] = tostring(math.floor((now() - started) * 1000 + 0.5)),
+    }
+end
 
 local UNDERSCORE, SLASH, LC, UC = byte("_"), byte("/"), byte("c"), byte("C")
 
@@ -303,6 +327,16 @@ local function serve()
         return response.error(500, "failed to read request body")
     end
 
+    local admitted, queued_or_status, overflow = limits.acquire(fn)
+    if not admitted then
+        return response.error(queued_or_status, overflow, RETRY_LATER)
+    end
+    local ctx = ngx.ctx
+    ctx.fastfn_slot = true
+    if queued_or_status then
+        ngx.header["X-FastFN-Queued"] = "true"
+    end
+
     local id, ts = event.new_id()
     wrapper.event = event.build(fn, method, path, params, body, id, ts)
     local payload, err = json.encode(wrapper)
@@ -311,11 +345,17 @@ local function serve()
         error("cannot encode the event: " .. tostring(err))
     end
 
+    local started = fn.debug_headers and now()
     local env, status, msg, state = dispatch.call(fn, payload, id)
-    if not env then
-        return response.error(status, msg, STATE_HEADERS[state])
+    local extra = STATE_HEADERS[state]
+    if started then
+        extra = debug_headers(fn, id, started, state)
     end
-    return response.envelope(env, STATE_HEADERS[state], id)
+    if not env then
+        ngx.header[REQUEST_ID] = id
+        return response.error(status, msg, extra)
+    end
+    return response.envelope(env, extra, id)
 end
 
 local function on_exception(err)

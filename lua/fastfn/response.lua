@@ -179,6 +179,8 @@ function _M.envelope(env, extra, request_id)
             ngx_header[k] = v
         end
     end
+    -- After the worker's headers, so a handler cannot forge it.
+    ngx_header["X-FastFN-Request-Id"] = request_id
     ngx_header["Content-Length"] = #body
     if body ~= "" then
         ngx_print(body)

@@ -307,7 +307,7 @@ pub fn prepare(settings: &Settings, run_dir: &RunDir, previous: Option<&Catalog>
     let gateway_gid = settings.gateway_user.as_ref().map(|u| u.gid);
     let found = discover::discover(&settings.functions_root)?;
     let mut warnings = found.warnings.clone();
-    let mut catalog = Catalog::build(&settings.functions_root, &found, &run_dir.sockets);
+    let mut catalog = Catalog::build(&settings.functions_root, &found, &run_dir.sockets, &settings.defaults);
     if let Some(previous) = previous {
         catalog.keep_last_good(previous);
     }
