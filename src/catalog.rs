@@ -62,6 +62,9 @@ pub struct CatalogFunction {
     /// Why its fn.config.json is invalid; the gateway answers 503 `function misconfigured` meanwhile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_error: Option<String>,
+    /// The version label (`v2`), absent for the default version; handlers see it as `context.version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// Set on reload when a new fn.config.json was invalid: this entry is the last good version, still serving.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused_edit: Option<String>,
@@ -99,6 +102,7 @@ impl Catalog {
                 allow_hosts: f.config.allow_hosts.clone(),
                 config_error: f.config_error.clone(),
                 refused_edit: None,
+                version: f.version.clone(),
             })
             .collect();
         let mut routes: Vec<&Route> = found.routes.iter().collect();

@@ -26,6 +26,7 @@ pub mod env {
     pub const NGINX_WORKERS: &str = "FN_NGINX_WORKERS";
     pub const COLD_START_TIMEOUT_MS: &str = "FN_COLD_START_TIMEOUT_MS";
     pub const OPENAPI_INCLUDE_INTERNAL: &str = "FN_OPENAPI_INCLUDE_INTERNAL";
+    pub const FORCE_URL: &str = "FN_FORCE_URL";
     pub const DEFAULT_TIMEOUT_MS: &str = "FN_DEFAULT_TIMEOUT_MS";
     pub const DEFAULT_MAX_BODY_BYTES: &str = "FN_DEFAULT_MAX_BODY_BYTES";
     pub const DEFAULT_MAX_CONCURRENCY: &str = "FN_DEFAULT_MAX_CONCURRENCY";
@@ -69,6 +70,8 @@ pub struct Settings {
     pub openapi_include_internal: bool,
     /// `FN_PUBLIC_BASE_URL`: the OpenAPI server URL (else the request's Host).
     pub public_base_url: Option<String>,
+    /// `FN_FORCE_URL`: every function's config routes win over file routes on the same path.
+    pub force_url: bool,
 }
 
 /// Reads an environment variable, treating empty as unset.
@@ -131,13 +134,8 @@ impl Settings {
         };
 
         let guard = guard::from_env(&env_var, &mut problems);
-        let openapi_include_internal = match env_var(env::OPENAPI_INCLUDE_INTERNAL) {
-            None => false,
-            Some(v) => guard::parse_flag(&v).unwrap_or_else(|| {
-                problems.push(format!("{} must be one of 1/true/yes/on or 0/false/no/off, got `{v}`", env::OPENAPI_INCLUDE_INTERNAL));
-                false
-            }),
-        };
+        let openapi_include_internal = flag(env::OPENAPI_INCLUDE_INTERNAL, &mut problems);
+        let force_url = flag(env::FORCE_URL, &mut problems);
         let public_base_url = env_var(env::PUBLIC_BASE_URL).map(|u| u.trim_end_matches('/').to_string());
         if let Some(url) = &public_base_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -174,7 +172,19 @@ impl Settings {
             guard,
             openapi_include_internal,
             public_base_url,
+            force_url,
         })
+    }
+}
+
+/// A switch from the environment (off when unset); a bad value is reported.
+fn flag(name: &str, problems: &mut Vec<String>) -> bool {
+    match env_var(name) {
+        None => false,
+        Some(v) => guard::parse_flag(&v).unwrap_or_else(|| {
+            problems.push(format!("{name} must be one of 1/true/yes/on or 0/false/no/off, got `{v}`"));
+            false
+        }),
     }
 }
 

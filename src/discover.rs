@@ -1,9 +1,12 @@
 //! Route discovery: the one implementation that turns a functions folder into functions and routes. The gateway,
 //! `status`, `doctor` and OpenAPI all read its result (through the catalog); nothing else walks the folder.
 //!
-//! This is the first subset of upstream's rules (docs/routing.md lists what is covered): folder functions
-//! (`<name>/handler.py`, `<name>/index.js`, …), the runtime-grouped tree (`python/<name>/…`, `node/<name>/…`), and
-//! file routes (`hello.js` → `/hello`, `get.users.[id].py` → `GET /users/:id`).
+//! The rules are upstream FastFN's (reference/contract.md §1; docs/routing.md says what is covered): folder functions
+//! (`<name>/handler.py`, `<name>/index.js`, …), explicit function folders (`fn.config.json` with `name`, `runtime`,
+//! `entrypoint` or `invoke.routes`), the runtime-grouped tree (`python/<name>/…`), versions (`<fn>/v2/` and
+//! `/<name>@v2`), `fn.routes.json` manifests, and file routes (`hello.js` → `/hello`, `get.users.[id].py` →
+//! `GET /users/:id`). Registration order matters for precedence: root manifest, the zero-config walk, then the
+//! runtime-grouped tree.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -18,17 +21,27 @@ const IGNORED_DIRS: &[&str] = &["node_modules", "vendor", "__pycache__", ".fastf
 const MAX_WALK_DEPTH: usize = 6;
 /// Deepest namespace nesting in the runtime-grouped tree (`python/a/b/c/handler.py`).
 const MAX_NAMESPACE_DEPTH: usize = 3;
+/// A folder's route manifest.
+const MANIFEST: &str = "fn.routes.json";
 /// File names that make a folder a single-entry function folder, whatever the runtime.
 const ENTRY_MARKERS: &[&str] = &[
     "handler.py", "main.py", "handler.js", "handler.ts", "index.js", "index.ts", "handler.php", "index.php",
     "handler.lua", "main.lua", "index.lua", "handler.rs", "handler.go", "main.go",
 ];
 
-/// Who claimed a route; a higher rank wins over a lower one, equal ranks conflict.
+/// Who claimed a route. A higher rank wins over a lower one on overlapping methods, except that a config route
+/// (rank 3) replaces file routes only with `force-url`; otherwise it is added after them and serves the methods they
+/// leave. Equal ranks conflict (409).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Rank {
     File = 1,
+    Manifest = 2,
     Config = 3,
+}
+
+/// Version folder names (`v2`, `2024-01`, `1.2.0`).
+fn is_version_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +57,8 @@ pub struct Function {
     /// Why the folder's `fn.config.json` is invalid: the function is listed with default routes and answers 503
     /// `function misconfigured` until it is fixed.
     pub config_error: Option<String>,
+    /// The version label of a version folder (`node/hello/v2` → `v2`); `None` for the default version.
+    pub version: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +68,8 @@ pub struct Route {
     pub methods: BTreeSet<Method>,
     pub function: String,
     pub rank: Rank,
+    /// `force-url`: a config route that replaces lower-ranked ones instead of sharing the path with them.
+    pub force: bool,
 }
 
 impl Route {
@@ -81,20 +98,33 @@ pub enum DiscoverError {
     Read { path: PathBuf, source: std::io::Error },
 }
 
-/// Discovers every function under `root` (an absolute path).
+/// Switches that change discovery for the whole folder.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// `FN_FORCE_URL`: config routes replace file routes on the same path.
+    pub force_url: bool,
+}
+
+/// Discovers every function under `root` (an absolute path) with default options.
+#[cfg(test)]
 pub fn discover(root: &Path) -> Result<Discovery, DiscoverError> {
+    discover_with(root, Options::default())
+}
+
+/// Discovers every function under `root` (an absolute path).
+pub fn discover_with(root: &Path, options: Options) -> Result<Discovery, DiscoverError> {
     let meta = fs::metadata(root).map_err(|_| DiscoverError::Missing(root.to_path_buf()))?;
     if !meta.is_dir() {
         return Err(DiscoverError::NotADir(root.to_path_buf()));
     }
     fs::read_dir(root).map_err(|source| DiscoverError::Read { path: root.to_path_buf(), source })?;
 
-    let mut table = RouteTable::default();
+    let mut table = RouteTable { force_url: options.force_url, ..RouteTable::default() };
     walk_zero_config(root, root, &[], 0, false, &mut table);
     for runtime in Runtime::ALL {
         let dir = root.join(runtime.as_str());
         if dir.is_dir() {
-            walk_runtime_dir(runtime, &dir, &[], 1, &mut table);
+            walk_runtime_dir(root, runtime, &dir, &[], 1, &mut table);
         }
     }
     Ok(table.finish())
@@ -102,6 +132,8 @@ pub fn discover(root: &Path) -> Result<Discovery, DiscoverError> {
 
 #[derive(Default)]
 struct RouteTable {
+    /// `FN_FORCE_URL`: every config route wins over file routes.
+    force_url: bool,
     /// Each folder's fn.config.json, read once, or why it is invalid.
     configs: BTreeMap<PathBuf, Result<FnConfig, String>>,
     functions: BTreeMap<String, Function>,
@@ -138,29 +170,51 @@ impl RouteTable {
     }
 
     fn add_function(&mut self, name: String, runtime: Runtime, entry: PathBuf, config: Result<FnConfig, String>) -> String {
-        let id = function_id(runtime, &name);
+        self.add_version(name, None, runtime, entry, config)
+    }
+
+    fn add_version(&mut self, name: String, version: Option<String>, runtime: Runtime, entry: PathBuf, config: Result<FnConfig, String>) -> String {
+        let key = match &version {
+            Some(label) => format!("{name}@{label}"),
+            None => name.clone(),
+        };
+        let id = function_id(runtime, &key);
         let dir = entry.parent().map(Path::to_path_buf).unwrap_or_default();
         let (config, config_error) = match config {
             Ok(config) => (config, None),
             Err(why) => (FnConfig::default(), Some(why)),
         };
-        self.functions.entry(id.clone()).or_insert_with(|| Function { id: id.clone(), name, runtime, dir, entry, config, config_error });
+        self.functions.entry(id.clone()).or_insert_with(|| Function { id: id.clone(), name, runtime, dir, entry, config, config_error, version });
         id
     }
 
-    /// Registers a route, applying precedence: higher rank wins over overlapping methods, equal rank conflicts.
-    fn add_route(&mut self, path: String, methods: BTreeSet<Method>, function: &str, rank: Rank) {
+    /// Registers a route with upstream's precedence (contract.md §1.8): an existing higher rank keeps the path; a
+    /// manifest replaces file routes; a config route replaces lower ranks only with `force`, else it is added after
+    /// them (the first entry that has the method serves it); equal ranks conflict, unless exactly one config route
+    /// is forced.
+    fn add_route(&mut self, path: String, methods: BTreeSet<Method>, function: &str, rank: Rank, force: bool) {
         if self.conflicts.contains(&path) {
             return;
         }
-        let mut beaten = Vec::new();
+        let mut replaced = Vec::new();
         for (i, existing) in self.routes.iter().enumerate() {
             if existing.path != path || existing.function == function || existing.methods.is_disjoint(&methods) {
                 continue;
             }
             match existing.rank.cmp(&rank) {
                 std::cmp::Ordering::Greater => return,
-                std::cmp::Ordering::Less => beaten.push(i),
+                std::cmp::Ordering::Less => {
+                    if rank == Rank::Manifest || force {
+                        replaced.push(i);
+                    }
+                }
+                std::cmp::Ordering::Equal if rank == Rank::Config && existing.force != force => {
+                    if force {
+                        replaced.push(i);
+                    } else {
+                        return;
+                    }
+                }
                 std::cmp::Ordering::Equal => {
                     let other = self.functions.get(&existing.function).map(|f| f.name.clone()).unwrap_or_default();
                     let this = self.functions.get(function).map(|f| f.name.clone()).unwrap_or_default();
@@ -171,14 +225,14 @@ impl RouteTable {
                 }
             }
         }
-        for i in beaten.into_iter().rev() {
+        for i in replaced.into_iter().rev() {
             self.routes.remove(i);
         }
         if let Some(same) = self.routes.iter_mut().find(|r| r.path == path && r.function == function) {
             same.methods.extend(methods);
             return;
         }
-        self.routes.push(Route { path, methods, function: function.to_string(), rank });
+        self.routes.push(Route { path, methods, function: function.to_string(), rank, force });
     }
 
     fn finish(self) -> Discovery {
@@ -224,9 +278,36 @@ fn is_ignored_dir(name: &str) -> bool {
 
 fn walk_zero_config(root: &Path, dir: &Path, segments: &[String], depth: usize, mixed: bool, table: &mut RouteTable) {
     let (files, dirs) = sorted_entries(dir, table);
-    let mixed = mixed || files.iter().any(|(name, _)| ENTRY_MARKERS.contains(&name.as_str()));
+    // The root manifest registers before anything else; a manifest folder below the root is a leaf.
+    let manifest_leaf = add_manifest_routes(root, dir, table) && depth > 0;
+    let mut explicit = false;
+    if depth > 0 {
+        if let Ok(config) = table.config(dir) {
+            if config.is_explicit() {
+                match entry_file(dir, None, Some(&config)) {
+                    Some(entry) => {
+                        explicit = true;
+                        add_explicit_function(root, dir, entry, config, table);
+                    }
+                    None if !mixed => {
+                        table.warnings.push(format!(
+                            "{} in {} names a function but the folder has no entry file: nothing there is published",
+                            fnconfig::FILE_NAME,
+                            dir.display()
+                        ));
+                        return;
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+    let mixed = mixed || explicit || files.iter().any(|(name, _)| ENTRY_MARKERS.contains(&name.as_str()));
     for (name, path) in &files {
-        add_file_route(root, segments, name, path, mixed, table);
+        add_file_route(root, segments, name, path, mixed, explicit, table);
+    }
+    if manifest_leaf {
+        return;
     }
     if depth >= MAX_WALK_DEPTH {
         if !dirs.is_empty() {
@@ -238,13 +319,35 @@ fn walk_zero_config(root: &Path, dir: &Path, segments: &[String], depth: usize, 
         if is_ignored_dir(name) || (depth == 0 && Runtime::from_name(name).is_some()) {
             continue;
         }
+        // An explicit function's version folders were registered with it.
+        if explicit && is_version_name(name) && entry_file(path, None, None).is_some() {
+            continue;
+        }
         let mut child = segments.to_vec();
         child.push(name.clone());
         walk_zero_config(root, path, &child, depth + 1, mixed, table);
     }
 }
 
-fn add_file_route(root: &Path, dir_segments: &[String], file: &str, path: &Path, mixed: bool, table: &mut RouteTable) {
+/// A folder whose fn.config.json names a function: registered like a runtime-grouped one, unless
+/// `<root>/<runtime>/<name>` also exists (that one wins).
+fn add_explicit_function(root: &Path, dir: &Path, entry: PathBuf, config: FnConfig, table: &mut RouteTable) {
+    let entry_name = entry.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+    let Some(runtime) = config.runtime.or_else(|| Runtime::from_file_name(&entry_name)) else {
+        table.warnings.push(format!("{} in {}: cannot tell the runtime of `{entry_name}`", fnconfig::FILE_NAME, dir.display()));
+        return;
+    };
+    let name = config.name.clone().unwrap_or_else(|| dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string());
+    if root.join(runtime.as_str()).join(&name).is_dir() {
+        table.warnings.push(format!("`{}` and `{runtime}/{name}` define the same function: the runtime-grouped one is used", dir.display()));
+        return;
+    }
+    register_function(root, FunctionFolder { runtime, name: &name, dir, entry, runtime_grouped: false }, Ok(config), table);
+}
+
+/// `alias_taken`: the folder is an explicit function, so its `handler`/`index`/`main` file is that function, not a
+/// route of its own.
+fn add_file_route(root: &Path, dir_segments: &[String], file: &str, path: &Path, mixed: bool, alias_taken: bool, table: &mut RouteTable) {
     let Some(runtime) = Runtime::from_file_name(file) else { return };
     let Some((base, _ext)) = file.rsplit_once('.') else { return };
     if base.starts_with('_') || base.ends_with(".test") || base.ends_with(".spec") {
@@ -260,6 +363,9 @@ fn add_file_route(root: &Path, dir_segments: &[String], file: &str, path: &Path,
     };
     if mixed && !parsed.explicit {
         return; // a helper next to a handler stays private
+    }
+    if alias_taken && parsed.method.is_none() && parsed.segments.is_empty() {
+        return;
     }
     if !runtime.is_supported() {
         table.warnings.push(format!("`{rel}` is a {runtime} function, which this build cannot run yet"));
@@ -295,11 +401,11 @@ fn add_file_route(root: &Path, dir_segments: &[String], file: &str, path: &Path,
         if is_reserved(&route) {
             continue;
         }
-        table.add_route(route, methods.clone(), &id, Rank::File);
+        table.add_route(route, methods.clone(), &id, Rank::File, false);
     }
 }
 
-fn walk_runtime_dir(runtime: Runtime, dir: &Path, namespace: &[String], depth: usize, table: &mut RouteTable) {
+fn walk_runtime_dir(root: &Path, runtime: Runtime, dir: &Path, namespace: &[String], depth: usize, table: &mut RouteTable) {
     let (_, dirs) = sorted_entries(dir, table);
     for (name, path) in dirs {
         if is_ignored_dir(&name) || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
@@ -307,37 +413,187 @@ fn walk_runtime_dir(runtime: Runtime, dir: &Path, namespace: &[String], depth: u
         }
         let mut ns = namespace.to_vec();
         ns.push(name);
-        let entry = runtime.entry_candidates().iter().map(|c| path.join(c)).find(|p| p.is_file());
-        match entry {
-            Some(entry) => add_folder_function(runtime, &ns, entry, table),
-            None if depth < MAX_NAMESPACE_DEPTH => walk_runtime_dir(runtime, &path, &ns, depth + 1, table),
+        let config = table.config(&path);
+        match entry_file(&path, Some(runtime), config.as_ref().ok()) {
+            Some(entry) => {
+                let name = ns.join("/");
+                register_function(root, FunctionFolder { runtime, name: &name, dir: &path, entry, runtime_grouped: true }, config, table);
+            }
+            None if depth < MAX_NAMESPACE_DEPTH => walk_runtime_dir(root, runtime, &path, &ns, depth + 1, table),
             None => {}
         }
     }
 }
 
-fn add_folder_function(runtime: Runtime, namespace: &[String], entry: PathBuf, table: &mut RouteTable) {
-    let name = namespace.join("/");
+/// The entry file of a function folder: the config's `entrypoint` when it exists, else the runtime's candidates
+/// (every runtime's, in the order go, lua, node, php, python, rust, when the runtime is not known yet).
+fn entry_file(dir: &Path, runtime: Option<Runtime>, config: Option<&FnConfig>) -> Option<PathBuf> {
+    if let Some(entry) = config.and_then(|c| c.entrypoint.as_ref()) {
+        let path = dir.join(entry);
+        // The entrypoint must stay inside the folder, symlinks included.
+        let inside = match (path.canonicalize(), dir.canonicalize()) {
+            (Ok(p), Ok(d)) => p.starts_with(d) && p.is_file(),
+            _ => false,
+        };
+        return inside.then_some(path);
+    }
+    let runtimes: Vec<Runtime> = match runtime.or_else(|| config.and_then(|c| c.runtime)) {
+        Some(r) => vec![r],
+        None => Runtime::ALL.to_vec(),
+    };
+    runtimes.iter().flat_map(|r| r.entry_candidates().iter()).map(|c| dir.join(c)).find(|p| p.is_file())
+}
+
+/// Registers a function folder (runtime-grouped, or explicit by its `fn.config.json`): routes `/<name>` and
+/// `/<name>/*`, or its `invoke.routes`, at the config rank; and its version folders.
+/// A folder that is one function.
+struct FunctionFolder<'a> {
+    runtime: Runtime,
+    name: &'a str,
+    dir: &'a Path,
+    entry: PathBuf,
+    /// Found under `<root>/<runtime>/`: explicit file routes inside it are published too.
+    runtime_grouped: bool,
+}
+
+fn register_function(root: &Path, folder: FunctionFolder<'_>, config: Result<FnConfig, String>, table: &mut RouteTable) {
+    let FunctionFolder { runtime, name, dir, entry, runtime_grouped } = folder;
     if !runtime.is_supported() {
-        table.warnings.push(format!("`{runtime}/{name}` is a {runtime} function, which this build cannot run yet"));
+        table.warnings.push(format!("`{}` is a {runtime} function, which this build cannot run yet", dir.display()));
         return;
     }
-    let mut segments = Vec::new();
-    for seg in namespace {
-        if let Ok(Some(s)) = normalize_segment(seg) {
-            segments.push(s);
+    let segments: Vec<String> = name.split('/').filter_map(|seg| normalize_segment(seg).ok().flatten()).collect();
+    let base = join_route(&segments);
+    let (routes, methods, force) = match &config {
+        Ok(c) if !c.routes.is_empty() => (c.routes.clone(), c.methods.clone(), c.force_url),
+        Ok(c) => (vec![base.clone(), format!("{base}/:wildcard*")], c.methods.clone(), c.force_url),
+        Err(_) => (vec![base.clone(), format!("{base}/:wildcard*")], None, false),
+    };
+    let methods = methods.unwrap_or_else(|| std::iter::once(Method::Get).collect());
+    let force = force || table.force_url;
+    let root_config = config.clone().ok();
+    let id = table.add_function(name.to_string(), runtime, entry, config);
+    for route in routes {
+        if is_reserved(&route) {
+            table.warnings.push(format!("`{name}` would claim the reserved path `{route}`: not published"));
+            continue;
+        }
+        table.add_route(route, methods.clone(), &id, Rank::Config, force);
+    }
+    register_versions(runtime, name, dir, root_config.as_ref(), &methods, table);
+    if runtime_grouped {
+        // Explicit file routes inside the function folder publish under it (node/svc/get.status.js → /svc/status).
+        add_mixed_routes(root, dir, &segments, 0, table);
+    }
+}
+
+/// Method-prefixed, `[param]` and `index`-token files inside a runtime-grouped function folder and its subfolders
+/// (not its version folders), as file routes under the function's path.
+fn add_mixed_routes(root: &Path, dir: &Path, segments: &[String], depth: usize, table: &mut RouteTable) {
+    let (files, dirs) = sorted_entries(dir, table);
+    for (name, path) in &files {
+        add_file_route(root, segments, name, path, true, depth == 0, table);
+    }
+    if depth + 1 >= MAX_WALK_DEPTH {
+        return;
+    }
+    for (name, path) in &dirs {
+        if is_ignored_dir(name) || (depth == 0 && is_version_name(name) && entry_file(path, None, None).is_some()) {
+            continue;
+        }
+        let mut child = segments.to_vec();
+        child.push(name.clone());
+        add_mixed_routes(root, path, &child, depth + 1, table);
+    }
+}
+
+/// Version folders of a function (`hello/v2/handler.py`): each is its own worker, reached at `/<name>@<version>`
+/// (flat names only) and at its own `invoke.routes`; methods and allowed hosts fall back to the function's.
+fn register_versions(runtime: Runtime, name: &str, dir: &Path, root: Option<&FnConfig>, methods: &BTreeSet<Method>, table: &mut RouteTable) {
+    let (_, subdirs) = sorted_entries(dir, table);
+    for (label, path) in subdirs {
+        if is_ignored_dir(&label) || !is_version_name(&label) {
+            continue;
+        }
+        let config = table.config(&path);
+        let Some(entry) = entry_file(&path, Some(runtime), config.as_ref().ok()) else { continue };
+        let config = config.map(|mut c| {
+            if let Some(root) = root {
+                c.methods = c.methods.or_else(|| root.methods.clone());
+                if c.allow_hosts.is_empty() {
+                    c.allow_hosts = root.allow_hosts.clone();
+                }
+            }
+            c
+        });
+        let routes = config.as_ref().map(|c| c.routes.clone()).unwrap_or_default();
+        let version_methods = config.as_ref().ok().and_then(|c| c.methods.clone()).unwrap_or_else(|| methods.clone());
+        let id = table.add_version(name.to_string(), Some(label.clone()), runtime, entry, config);
+        if !name.contains('/') {
+            table.add_route(format!("/{name}@{label}"), version_methods.clone(), &id, Rank::Config, false);
+        }
+        for route in routes {
+            table.add_route(route, version_methods.clone(), &id, Rank::Config, table.force_url);
         }
     }
-    let base = join_route(&segments);
-    if is_reserved(&base) {
-        table.warnings.push(format!("`{runtime}/{name}` would claim the reserved path `{base}`: not published"));
-        return;
+}
+
+/// `fn.routes.json`: `{"routes": {"GET,POST /things": "things.js", "/x/:id": "x.py"}}`, files relative to the
+/// manifest's folder. Returns whether it published any route (such a folder is a leaf of the walk).
+fn add_manifest_routes(root: &Path, dir: &Path, table: &mut RouteTable) -> bool {
+    let path = dir.join(MANIFEST);
+    let Ok(text) = fs::read_to_string(&path) else { return false };
+    let problem = |table: &mut RouteTable, why: String| table.warnings.push(format!("{MANIFEST} in {}: {why}", dir.display()));
+    let parsed: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            problem(table, format!("not valid JSON ({e})"));
+            return false;
+        }
+    };
+    let Some(routes) = parsed.get("routes").and_then(|r| r.as_object()) else {
+        problem(table, "it needs a `routes` object".into());
+        return false;
+    };
+    let config = table.config(dir);
+    let mut published = false;
+    for (key, target) in routes {
+        let (methods, raw_path) = match key.trim().split_once(' ') {
+            Some((m, p)) if m.chars().all(|c| c.is_ascii_uppercase() || c == ',') => (m, p.trim()),
+            _ => ("GET", key.trim()),
+        };
+        let methods: Option<BTreeSet<Method>> = methods.split(',').filter(|m| !m.is_empty()).map(Method::from_token).collect();
+        let Some(methods) = methods.filter(|m| !m.is_empty()) else {
+            problem(table, format!("`{key}` names an unknown method"));
+            continue;
+        };
+        let route = match fnconfig::normalize_route(raw_path) {
+            Ok(route) => route,
+            Err(why) => {
+                problem(table, format!("`{key}`: the path {why}"));
+                continue;
+            }
+        };
+        let Some(file) = target.as_str().filter(|f| !f.starts_with('/') && !f.split('/').any(|s| s == ".." || s.is_empty())) else {
+            problem(table, format!("`{key}` must map to a relative file path inside the folder"));
+            continue;
+        };
+        let file_path = dir.join(file);
+        if !file_path.is_file() {
+            problem(table, format!("`{key}` maps to `{file}`, which does not exist"));
+            continue;
+        }
+        let runtime = Runtime::from_file_name(file).unwrap_or(Runtime::Node);
+        if !runtime.is_supported() {
+            problem(table, format!("`{file}` is a {runtime} function, which this build cannot run yet"));
+            continue;
+        }
+        let rel = file_path.strip_prefix(root).unwrap_or(&file_path).to_string_lossy().into_owned();
+        let id = table.add_function(rel, runtime, file_path, config.clone());
+        table.add_route(route, methods, &id, Rank::Manifest, false);
+        published = true;
     }
-    let config = table.config(entry.parent().unwrap_or(&entry));
-    let methods: BTreeSet<Method> = config.as_ref().ok().and_then(|c| c.methods.clone()).unwrap_or_else(|| std::iter::once(Method::Get).collect());
-    let id = table.add_function(name, runtime, entry, config);
-    table.add_route(format!("{base}/:wildcard*"), methods.clone(), &id, Rank::Config);
-    table.add_route(base, methods, &id, Rank::Config);
+    published
 }
 
 /// A handler file name, split into what it says about the route.
@@ -619,10 +875,14 @@ mod tests {
     }
 
     #[test]
-    fn runtime_grouped_outranks_file_routes() {
-        let found = table(&["hello.js", "python/hello/handler.py"]);
-        assert!(found.contains(&"GET /hello -> python:hello".to_string()), "{found:?}");
-        assert!(!found.iter().any(|r| r.contains("hello.js")));
+    fn a_config_route_shares_a_path_with_an_earlier_file_route() {
+        // Without force-url the file route (registered first) keeps GET; the function serves the rest.
+        let dir = tree(&["hello.js", "python/hello/handler.py"]);
+        let found = discover(dir.path()).expect("discovers");
+        let on_path: Vec<&Route> = found.routes.iter().filter(|r| r.path == "/hello").collect();
+        assert_eq!(on_path.len(), 2);
+        assert_eq!(on_path[0].rank, Rank::File, "registered first, so it serves GET");
+        assert!(found.conflicts.is_empty());
     }
 
     #[test]
@@ -655,6 +915,173 @@ mod tests {
         assert!(bad.config_error.as_deref().is_some_and(|e| e.contains("timeout_ms")), "{:?}", bad.config_error);
         assert!(found.functions.iter().find(|f| f.name == "good/handler.py").is_some_and(|f| f.config_error.is_none()));
         assert!(found.warnings.iter().any(|w| w.contains("fn.config.json in") && w.contains("bad") && w.contains("timeout_ms")), "{:?}", found.warnings);
+    }
+
+    /// Writes `files` (path → contents) and returns the route table rows.
+    fn table_with(files: &[(&str, &str)]) -> Vec<String> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (f, contents) in files {
+            let path = dir.path().join(f);
+            fs::create_dir_all(path.parent().expect("has parent")).expect("mkdir");
+            fs::write(&path, contents).expect("write");
+        }
+        rows(&discover(dir.path()).expect("discovers"))
+    }
+
+    fn rows(found: &Discovery) -> Vec<String> {
+        let mut rows: Vec<String> = found
+            .routes
+            .iter()
+            .map(|r| {
+                let f = found.functions.iter().find(|f| f.id == r.function).expect("route has function");
+                let methods: Vec<String> = r.methods.iter().map(|m| format!("{m:?}").to_ascii_uppercase()).collect();
+                let version = f.version.as_ref().map(|v| format!("@{v}")).unwrap_or_default();
+                format!("{} {} -> {}:{}{version}", methods.join(","), r.path, f.runtime, f.name)
+            })
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    #[test]
+    fn explicit_function_folder_verified_case() {
+        // contract.md §1.6 (verified): entrypoint + methods make one python function with the default routes.
+        assert_eq!(
+            table_with(&[("explicit/fn.config.json", r#"{"entrypoint":"src/api.py","invoke":{"methods":["PUT"]}}"#), ("explicit/src/api.py", "")]),
+            vec!["PUT /explicit -> python:explicit", "PUT /explicit/:wildcard* -> python:explicit"]
+        );
+    }
+
+    #[test]
+    fn explicit_name_runtime_and_routes() {
+        assert_eq!(
+            table_with(&[
+                ("folder/fn.config.json", r#"{"name":"api","runtime":"node","invoke":{"routes":["/v1/things","/v1/things/:id"]}}"#),
+                ("folder/index.js", ""),
+                ("folder/get.health.js", ""),
+            ]),
+            vec!["GET /folder/health -> node:folder/get.health.js", "GET /v1/things -> node:api", "GET /v1/things/:id -> node:api"],
+            "the index.js alias is the function, not a route of its own; explicit file routes beside it still publish"
+        );
+    }
+
+    #[test]
+    fn explicit_config_without_an_entry_publishes_nothing_below_it() {
+        let dir = tree(&["lonely/sub/get.x.js"]);
+        fs::write(dir.path().join("lonely/fn.config.json"), r#"{"name":"lonely"}"#).expect("write");
+        let found = discover(dir.path()).expect("discovers");
+        assert!(found.routes.is_empty(), "{:?}", rows(&found));
+        assert!(found.warnings.iter().any(|w| w.contains("no entry file")));
+    }
+
+    #[test]
+    fn runtime_grouped_wins_over_an_explicit_folder_of_the_same_name() {
+        let rows = table_with(&[("python/svc/handler.py", ""), ("other/fn.config.json", r#"{"name":"svc","runtime":"python"}"#), ("other/handler.py", "")]);
+        assert_eq!(rows, vec!["GET /svc -> python:svc", "GET /svc/:wildcard* -> python:svc"]);
+    }
+
+    #[test]
+    fn versions_get_their_own_worker_and_an_at_url() {
+        assert_eq!(
+            table_with(&[
+                ("node/hello/handler.js", ""),
+                ("node/hello/v2/handler.js", ""),
+                ("node/hello/v3/handler.js", ""),
+                ("node/hello/v3/fn.config.json", r#"{"invoke":{"routes":["/hello-next"]}}"#),
+            ]),
+            vec![
+                "GET /hello -> node:hello",
+                "GET /hello-next -> node:hello@v3",
+                "GET /hello/:wildcard* -> node:hello",
+                "GET /hello@v2 -> node:hello@v2",
+                "GET /hello@v3 -> node:hello@v3",
+            ]
+        );
+    }
+
+    #[test]
+    fn mixed_routes_inside_runtime_grouped_functions_verified_case() {
+        assert_eq!(
+            table_with(&[("node/svc/handler.js", ""), ("node/svc/get.status.js", ""), ("node/svc/admin/get.ping.js", ""), ("node/svc/helper.js", "")]),
+            vec![
+                "GET /svc -> node:svc",
+                "GET /svc/:wildcard* -> node:svc",
+                "GET /svc/admin/ping -> node:node/svc/admin/get.ping.js",
+                "GET /svc/status -> node:node/svc/get.status.js",
+            ]
+        );
+    }
+
+    #[test]
+    fn manifests_map_methods_and_paths_to_files() {
+        assert_eq!(
+            table_with(&[
+                ("api/fn.routes.json", r#"{"routes":{"GET,POST /things":"things.js","/things/:id":"_one.py","DELETE /things/*":"_wipe.js"}}"#),
+                ("api/things.js", ""),
+                ("api/_one.py", ""),
+                ("api/_wipe.js", ""),
+                ("api/deeper/get.hidden.js", ""),
+            ]),
+            vec![
+                "DELETE /things/:wildcard* -> node:api/_wipe.js",
+                "GET /api/things -> node:api/things.js",
+                "GET /things/:id -> python:api/_one.py",
+                "GET,POST /things -> node:api/things.js",
+            ],
+            "a manifest folder's own files are still file routes; its subfolders are not walked"
+        );
+    }
+
+    #[test]
+    fn precedence_verified_case_items() {
+        // contract.md §1.8 (verified): GET → file route, POST → policy function, DELETE → manifest.
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (f, c) in [
+            ("fn.routes.json", r#"{"routes":{"DELETE /items":"_items_delete.js"}}"#),
+            ("_items_delete.js", ""),
+            ("get.items.js", ""),
+            ("python/items/handler.py", ""),
+            ("python/items/fn.config.json", r#"{"invoke":{"methods":["GET","POST","DELETE"]}}"#),
+        ] {
+            let p = dir.path().join(f);
+            fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            fs::write(&p, c).expect("write");
+        }
+        let found = discover(dir.path()).expect("discovers");
+        let serving = |method: Method| {
+            let route = found.routes.iter().find(|r| r.path == "/items" && r.methods.contains(&method)).expect("a route has it");
+            found.functions.iter().find(|f| f.id == route.function).map(|f| f.name.clone()).expect("function")
+        };
+        assert_eq!(serving(Method::Get), "get.items.js");
+        assert_eq!(serving(Method::Post), "items");
+        assert_eq!(serving(Method::Delete), "_items_delete.js");
+    }
+
+    #[test]
+    fn force_url_replaces_file_routes() {
+        let forced_by_config = table_with(&[("get.items.js", ""), ("python/items/handler.py", ""), ("python/items/fn.config.json", r#"{"force-url":true}"#)]);
+        assert_eq!(forced_by_config, vec!["GET /items -> python:items", "GET /items/:wildcard* -> python:items"]);
+        let dir = tree(&["get.items.js", "python/items/handler.py"]);
+        let forced = discover_with(dir.path(), Options { force_url: true }).expect("discovers");
+        assert!(rows(&forced).contains(&"GET /items -> python:items".to_string()));
+    }
+
+    #[test]
+    fn typical_conflicts_verified() {
+        for files in [
+            vec!["get.conflict.js", "get.conflict.py"],
+            vec!["twoh/handler.js", "twoh/handler.py"],
+            vec!["both/index.js", "both/handler.js"],
+            vec!["hello.js", "hello/index.js"],
+        ] {
+            let dir = tree(&files);
+            let found = discover(dir.path()).expect("discovers");
+            assert_eq!(found.conflicts.len(), 1, "{files:?}: {:?}", rows(&found));
+            assert!(found.routes.is_empty(), "{files:?}");
+        }
+        let dir = tree(&["node/hello/handler.js", "python/hello/handler.py"]);
+        let found = discover(dir.path()).expect("discovers");
+        assert_eq!(found.conflicts, vec!["/hello".to_string(), "/hello/:wildcard*".to_string()]);
     }
 
     #[test]

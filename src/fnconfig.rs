@@ -17,12 +17,11 @@ pub const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Fields of upstream's fn.config.json that this build reads but does not apply yet.
 const NOT_APPLIED_YET: &[&str] = &[
-    "name", "runtime", "entrypoint", "group", "version", "keep_warm", "schedule", "shared_deps", "edge",
-    "strict_fs", "home", "assets", "zero_config", "zero_config_ignore_dirs", "response",
-    "force-url", "force_url", "forceUrl", "sandbox", "description",
+    "group", "version", "keep_warm", "schedule", "shared_deps", "edge", "strict_fs", "home", "assets", "zero_config",
+    "zero_config_ignore_dirs", "response", "sandbox", "description",
 ];
-const INVOKE_NOT_APPLIED_YET: &[&str] =
-    &["route", "routes", "adapter", "summary", "query", "body", "content_type", "default_method", "force-url", "force_url", "forceUrl"];
+const INVOKE_NOT_APPLIED_YET: &[&str] = &["adapter", "summary", "query", "body", "content_type", "default_method"];
+const FORCE_URL_KEYS: &[&str] = &["force-url", "force_url", "forceUrl"];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FnConfig {
@@ -42,6 +41,15 @@ pub struct FnConfig {
     pub overflow_status: Option<u16>,
     /// `include_debug_headers` (or `response.include_debug_headers`).
     pub debug_headers: bool,
+    /// Identity (an "explicit" function folder): `name` (a safe relative path), `runtime`, `entrypoint` (a safe
+    /// relative file path inside the folder).
+    pub name: Option<String>,
+    pub runtime: Option<crate::types::Runtime>,
+    pub entrypoint: Option<String>,
+    /// `invoke.route` / `invoke.routes`, normalised; they replace the default `/<name>` and `/<name>/*`.
+    pub routes: Vec<String>,
+    /// `force-url` (top level or in `invoke`): this function's config routes win over file routes on the same path.
+    pub force_url: bool,
     /// Fields present but not applied by this build (for a warning).
     pub ignored: Vec<String>,
 }
@@ -93,6 +101,22 @@ pub fn validate(map: &Map<String, Value>) -> Result<FnConfig, Vec<String>> {
                 Value::Object(invoke) => read_invoke(invoke, &mut config, &mut problems),
                 _ => problems.push("invoke must be an object".into()),
             },
+            "name" => match value.as_str().filter(|n| safe_relative(n)) {
+                Some(n) => config.name = Some(n.trim_matches('/').to_string()),
+                None => problems.push("name must be a relative path of letters, digits, `_`, `-` and `/` segments".into()),
+            },
+            "runtime" => match value.as_str().and_then(crate::types::Runtime::from_name) {
+                Some(r) => config.runtime = Some(r),
+                None => problems.push("runtime must be one of python, node, php, lua, go, rust".into()),
+            },
+            "entrypoint" => match value.as_str().filter(|p| safe_relative_file(p)) {
+                Some(p) => config.entrypoint = Some(p.to_string()),
+                None => problems.push("entrypoint must be a relative file path inside the folder (no `..`, no leading `/`)".into()),
+            },
+            other if FORCE_URL_KEYS.contains(&other) => match value.as_bool() {
+                Some(b) => config.force_url = config.force_url || b,
+                None => problems.push(format!("{other} must be true or false")),
+            },
             other if NOT_APPLIED_YET.contains(&other) => config.ignored.push(other.to_string()),
             other => problems.push(format!("`{other}` is not a known field")),
         }
@@ -126,6 +150,69 @@ fn read_worker_pool(pool: &Map<String, Value>, config: &mut FnConfig, problems: 
             other => problems.push(format!("`worker_pool.{other}` is not a known field")),
         }
     }
+}
+
+impl FnConfig {
+    /// A folder whose config names the function (`name`, `runtime`, `entrypoint` or `invoke.routes`) is one
+    /// function, registered like a runtime-grouped one; otherwise the config is a policy for the files there.
+    pub fn is_explicit(&self) -> bool {
+        self.name.is_some() || self.runtime.is_some() || self.entrypoint.is_some() || !self.routes.is_empty()
+    }
+}
+
+fn safe_relative(path: &str) -> bool {
+    let trimmed = path.trim_matches('/');
+    !trimmed.is_empty()
+        && !path.starts_with('/')
+        && trimmed.split('/').all(|seg| !seg.is_empty() && seg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+}
+
+fn safe_relative_file(path: &str) -> bool {
+    !path.is_empty()
+        && !path.starts_with('/')
+        && !path.contains('\\')
+        && !path.contains("//")
+        && path.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+}
+
+/// Normalises a configured route: leading `/`, no repeated or trailing `/`, no `..`, not reserved; `*` as a segment
+/// becomes the `:wildcard*` catch-all and `:name` params are lower-cased, as discovery's own routes are.
+pub fn normalize_route(raw: &str) -> Result<String, String> {
+    let trimmed = raw.trim();
+    if !trimmed.starts_with('/') {
+        return Err("must start with `/`".into());
+    }
+    let mut segments = Vec::new();
+    for seg in trimmed.split('/').filter(|s| !s.is_empty()) {
+        if seg == ".." || seg == "." {
+            return Err("must not contain `.` or `..` segments".into());
+        }
+        let seg = if seg == "*" {
+            ":wildcard*".to_string()
+        } else if let Some(param) = seg.strip_prefix(':') {
+            let (name, star) = param.strip_suffix('*').map_or((param, ""), |n| (n, "*"));
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("has an invalid parameter `{seg}`"));
+            }
+            format!(":{}{star}", name.to_ascii_lowercase())
+        } else if seg.chars().all(|c| c.is_ascii_alphanumeric() || "-_.~@".contains(c)) {
+            seg.to_string()
+        } else {
+            return Err(format!("has characters a route cannot use in `{seg}`"));
+        };
+        segments.push(seg);
+    }
+    if let Some(pos) = segments.iter().position(|s| s.ends_with('*')) {
+        if pos + 1 != segments.len() {
+            return Err("may have a catch-all only as its last segment".into());
+        }
+    }
+    let route = format!("/{}", segments.join("/"));
+    let first = segments.first().map(|s| s.to_ascii_lowercase()).unwrap_or_default();
+    if route == "/" || first == "_fn" || first == "console" {
+        return Err("is reserved for fastfn".into());
+    }
+    Ok(route)
 }
 
 fn positive(key: &str, value: &Value, max: u64, problems: &mut Vec<String>) -> Option<u64> {
@@ -188,6 +275,34 @@ fn read_invoke(invoke: &Map<String, Value>, config: &mut FnConfig, problems: &mu
                 }
                 _ => problems.push("invoke.handler must be an identifier like `handler` or `main`".into()),
             },
+            "route" | "routes" => {
+                let items: Vec<&str> = match value {
+                    Value::String(s) => vec![s.as_str()],
+                    Value::Array(a) if a.iter().all(Value::is_string) => a.iter().filter_map(Value::as_str).collect(),
+                    _ => {
+                        problems.push(format!("invoke.{key} must be a path or an array of paths"));
+                        continue;
+                    }
+                };
+                if items.len() > 32 {
+                    problems.push(format!("invoke.{key} has {} routes; at most 32", items.len()));
+                    continue;
+                }
+                for item in items {
+                    match normalize_route(item) {
+                        Ok(route) => {
+                            if !config.routes.contains(&route) {
+                                config.routes.push(route);
+                            }
+                        }
+                        Err(why) => problems.push(format!("invoke.{key}: `{item}` {why}")),
+                    }
+                }
+            }
+            other if FORCE_URL_KEYS.contains(&other) => match value.as_bool() {
+                Some(b) => config.force_url = config.force_url || b,
+                None => problems.push(format!("invoke.{other} must be true or false")),
+            },
             other if INVOKE_NOT_APPLIED_YET.contains(&other) => config.ignored.push(format!("invoke.{other}")),
             other => problems.push(format!("`invoke.{other}` is not a known field")),
         }
@@ -224,7 +339,26 @@ mod tests {
 
     #[test]
     fn upstream_fields_load_and_are_reported() {
-        let c = parse_text(r#"{"runtime": "python", "keep_warm": {"enabled": true}, "invoke": {"routes": ["/x"]}}"#).expect("loads");
-        assert_eq!(c.ignored, vec!["invoke.routes".to_string(), "keep_warm".to_string(), "runtime".to_string()]);
+        let c = parse_text(r#"{"group": "x", "keep_warm": {"enabled": true}, "invoke": {"adapter": "native"}}"#).expect("loads");
+        assert_eq!(c.ignored, vec!["group".to_string(), "invoke.adapter".to_string(), "keep_warm".to_string()]);
+    }
+
+    #[test]
+    fn identity_fields_and_routes() {
+        let c = parse_text(r#"{"name": "api/users", "runtime": "python", "entrypoint": "src/api.py", "force_url": true, "invoke": {"routes": ["/v1/users", "/v1/users/:ID", "/v1/*"], "route": "/v1/users"}}"#).expect("valid");
+        assert!(c.is_explicit() && c.force_url);
+        assert_eq!(c.name.as_deref(), Some("api/users"));
+        assert_eq!(c.routes, vec!["/v1/users", "/v1/users/:id", "/v1/:wildcard*"]);
+        for (text, needle) in [
+            (r#"{"name": "../x"}"#, "name must be"),
+            (r#"{"runtime": "cobol"}"#, "runtime must be"),
+            (r#"{"entrypoint": "../x.py"}"#, "entrypoint must be"),
+            (r#"{"invoke": {"routes": ["/_fn/x"]}}"#, "reserved"),
+            (r#"{"invoke": {"routes": ["nope"]}}"#, "must start with"),
+            (r#"{"invoke": {"routes": ["/a/*/b"]}}"#, "catch-all"),
+        ] {
+            let msg = parse_text(text).expect_err(text).to_string();
+            assert!(msg.contains(needle), "{text}: {msg}");
+        }
     }
 }

@@ -210,6 +210,7 @@ mod tests {
             allow_hosts: vec![],
             config_error: None,
             refused_edit: None,
+            version: None,
         }
     }
 

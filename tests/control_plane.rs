@@ -341,9 +341,9 @@ fn other_local_users_cannot_reach_the_sockets() {
     let run = stack.run_dir();
     let worker_socket = std::fs::read_dir(run.join("sock")).expect("sock dir").flatten().next().expect("a worker socket").path();
     for socket in [run.join("ctl.sock"), worker_socket] {
-        let probe = format!("import socket,sys\ns=socket.socket(socket.AF_UNIX)\ntry:\n    s.connect(sys.argv[1]); print('connected')\nexcept OSError as e:\n    print(e.errno)\n");
+        let probe = "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ntry:\n    s.connect(sys.argv[1]); print('connected')\nexcept OSError as e:\n    print(e.errno)\n";
         let out = std::process::Command::new("setpriv")
-            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "python3", "-c", &probe])
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "python3", "-c", probe])
             .arg(&socket)
             // Debian's python3, not a shim in root's home that nobody cannot run.
             .env("PATH", "/usr/bin:/bin")

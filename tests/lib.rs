@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod contract;
 mod control_plane;
 mod function_config;
 mod gateway;

@@ -109,6 +109,7 @@ local function check_function(f, where)
         allow_hosts = hosts and hostmatch.compile(hosts) or nil,
         -- The supervisor lists a function whose fn.config.json is invalid so that it answers 503, not 404.
         misconfigured = f.config_error ~= nil,
+        version = type(f.version) == "string" and f.version or "default",
         max_concurrency = f.max_concurrency,
         max_queue = f.max_queue,
         queue_timeout_ms = f.queue_timeout_ms,

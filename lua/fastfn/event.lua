@@ -101,7 +101,7 @@ function _M.build(fn, method, path, params, body, id, ts)
             request_id = id,
             runtime = fn.runtime,
             function_name = fn.name,
-            version = "default",
+            version = fn.version,
             timeout_ms = fn.timeout_ms,
             max_body_bytes = fn.max_body_bytes,
             gateway = gateway_ctx,

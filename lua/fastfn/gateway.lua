@@ -262,7 +262,7 @@ local function debug_headers(fn, id, started, state)
         ["X-Fn-Request-Id"] = id,
         ["X-Fn-Runtime"] = fn.runtime,
         ["X-Fn-Function"] = fn.name,
-        ["X-Fn-Version"] = "default",
+        ["X-Fn-Version"] = fn.version,
         ["X-Fn-Latency-Ms"] = tostring(math.floor((now() - started) * 1000 + 0.5)),
     }
 end
