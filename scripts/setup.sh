@@ -26,6 +26,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The tests validate the generated OpenAPI document with a real validator (PyPI).
+if ! python3 -c 'import openapi_spec_validator' 2>/dev/null; then
+  echo "setup: installing openapi-spec-validator (pip)" >&2
+  python3 -m pip install -q openapi-spec-validator >&2 || python3 -m pip install -q --break-system-packages openapi-spec-validator >&2
+fi
+
 if [ "${1:-}" != "--no-build" ]; then
   cargo build --release --locked 2>&1 | tail -n 2 >&2
 fi

@@ -75,18 +75,27 @@ async fn handle_connection(mut stream: UnixStream, instance: Arc<Instance>) {
     }
 }
 
+/// A successful reply whose `body` is the answer's JSON text: the gateway sends it as it is. (Decoding and
+/// re-encoding it in Lua would turn every empty array into `{}`: cjson cannot tell them apart.)
+fn answer(value: Value) -> Value {
+    json!({"ok": true, "body": value.to_string()})
+}
+
 async fn handle(request: &Map<String, Value>, instance: &Arc<Instance>) -> Map<String, Value> {
     let op = request.get("op").and_then(Value::as_str).unwrap_or("");
     let function = request.get("function").and_then(Value::as_str);
     let workers = &instance.workers;
     let reply = match (op, function) {
-        ("status", _) => json!({"ok": true, "status": instance.status()}),
-        ("catalog", _) => json!({"ok": true, "catalog": *workers.catalog()}),
+        ("status", _) => {
+            let status = instance.status();
+            json!({"ok": true, "body": status.to_string(), "status": status})
+        }
+        ("catalog", _) => answer(json!(*workers.catalog())),
         ("logs", _) => {
             let file = request.get("file").and_then(Value::as_str).unwrap_or("all");
             let lines = request.get("lines").and_then(Value::as_u64).unwrap_or(100).clamp(1, 5000) as usize;
             match instance.logs(file, lines, request.get("fn").and_then(Value::as_str)) {
-                Ok(view) => json!({"ok": true, "result": view}),
+                Ok(view) => answer(view),
                 Err(refusal) => json!({"ok": false, "status": refusal.status, "error": refusal.error}),
             }
         }
@@ -94,7 +103,7 @@ async fn handle(request: &Map<String, Value>, instance: &Arc<Instance>) -> Map<S
             let host = request.get("host").and_then(Value::as_str).filter(|h| !h.is_empty() && !h.contains(['/', ' ', '"']));
             let server_url = instance.settings.public_base_url.clone().unwrap_or_else(|| format!("http://{}", host.unwrap_or("localhost")));
             let opts = crate::openapi::OpenApiOptions { server_url, include_internal: instance.settings.openapi_include_internal };
-            json!({"ok": true, "result": crate::openapi::document(&workers.catalog(), &opts)})
+            answer(crate::openapi::document(&workers.catalog(), &opts))
         }
         ("function-env" | "function-env-put" | "function-config" | "function-config-put", _) => {
             let name = request.get("name").and_then(Value::as_str);
@@ -107,12 +116,12 @@ async fn handle(request: &Map<String, Value>, instance: &Arc<Instance>) -> Map<S
                 _ => instance.put_function_config(name, runtime, body).await,
             };
             match result {
-                Ok(view) => json!({"ok": true, "result": view}),
+                Ok(view) => answer(view),
                 Err(refusal) => json!({"ok": false, "status": refusal.status, "error": refusal.error}),
             }
         }
         ("reload", _) => match instance.reload().await {
-            Ok(summary) => summary,
+            Ok(summary) => answer(summary),
             Err(error) => json!({"ok": false, "error": error}),
         },
         ("ensure", Some(id)) => match workers.ensure(id).await {

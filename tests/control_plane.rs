@@ -31,6 +31,7 @@ fn dev_trusts_loopback_and_refuses_other_peers() {
     let catalog = stack.get("/_fn/catalog");
     assert_eq!(catalog.status, 200, "{}", catalog.text());
     assert_eq!(catalog.json()["routes"][0]["path"], "/hello");
+    assert_eq!(catalog.json()["conflicts"], json!([]), "empty lists stay lists through the gateway");
     let health = stack.get("/_fn/health");
     assert_eq!(health.status, 200);
     assert_eq!(health.json()["status"], "ok");
@@ -308,10 +309,37 @@ fn openapi_describes_public_routes_and_internal_ones_on_request() {
     assert!(doc["paths"].as_object().is_some_and(|p| p.keys().all(|k| !k.starts_with("/_fn"))));
     assert_eq!(doc["servers"][0]["url"], format!("http://127.0.0.1:{}", stack.port));
 
-    let internal = dev().env("FN_OPENAPI_INCLUDE_INTERNAL", "1").env("FN_PUBLIC_BASE_URL", "https://api.example.com/").start();
+    validate_openapi(&doc);
+
+    let internal = dev()
+        .env("FN_OPENAPI_INCLUDE_INTERNAL", "1")
+        .env("FN_PUBLIC_BASE_URL", "https://api.example.com/")
+        .file("docs/[...path].js", "exports.handler = () => ({});\n")
+        .file("node/svc/handler.js", "exports.handler = () => ({});\n")
+        .file("post.items.py", "def handler(event):\n    return {}\n")
+        .start();
     let doc = internal.get("/_fn/openapi.json").json();
     assert!(doc["paths"].get("/_fn/reload").is_some());
     assert_eq!(doc["servers"][0]["url"], "https://api.example.com");
+    validate_openapi(&doc);
+}
+
+/// Checks a document with openapi-spec-validator (PyPI), which scripts/setup.sh installs.
+fn validate_openapi(doc: &serde_json::Value) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, doc.to_string()).expect("write");
+    let has_validator = std::process::Command::new("python3").args(["-c", "import openapi_spec_validator"]).output().is_ok_and(|o| o.status.success());
+    if !has_validator {
+        assert!(
+            !nix::unistd::Uid::effective().is_root(),
+            "openapi-spec-validator is missing: scripts/setup.sh installs it"
+        );
+        eprintln!("skipped the OpenAPI validation: this user's python3 has no openapi-spec-validator");
+        return;
+    }
+    let out = std::process::Command::new("python3").args(["-m", "openapi_spec_validator"]).arg(&file).output().expect("run the validator");
+    assert!(out.status.success(), "invalid OpenAPI document:\n{}\n{}", String::from_utf8_lossy(&out.stdout), doc);
 }
 
 #[test]

@@ -54,6 +54,15 @@ local function answer(status, body)
     return send(status, "application/json", json.encode(body) or '{"error":"cannot encode the answer"}')
 end
 
+-- A supervisor reply's `body` is the answer's JSON text, sent as it is (never decoded and re-encoded here: cjson
+-- would turn empty arrays into objects).
+local function relay(status, reply)
+    if type(reply.body) ~= "string" then
+        return response.error(502, "bad reply from the supervisor")
+    end
+    return send(status, "application/json", reply.body)
+end
+
 local function health()
     local reply = control(STATUS)
     local snapshot = reply and reply.ok == true and reply.status
@@ -65,7 +74,7 @@ local function health()
     if not snapshot then
         return answer(503, { status = "degraded", error = "supervisor unreachable" })
     end
-    return answer(status, snapshot)
+    return relay(status, reply)
 end
 
 local function catalog()
@@ -74,7 +83,7 @@ local function catalog()
         ngx.log(ngx.WARN, "fastfn: /_fn/catalog: ", err or reply.error)
         return response.error(503, "supervisor unreachable")
     end
-    return answer(200, reply.catalog)
+    return relay(200, reply)
 end
 
 local function reload()
@@ -87,7 +96,7 @@ local function reload()
         -- The folder is invalid: the last good catalog keeps serving, and the caller learns why.
         return answer(422, { error = "reload failed", detail = reply.error })
     end
-    return answer(200, reply)
+    return relay(200, reply)
 end
 
 -- Largest body a control-plane write accepts.
@@ -114,7 +123,7 @@ local function forward(req, max_reply)
         local status = tonumber(reply.status) or 500
         return response.error(status, tostring(reply.error))
     end
-    return answer(200, reply.result)
+    return relay(200, reply)
 end
 
 local function put_json(op)
