@@ -169,6 +169,30 @@ impl RouteTable {
         config
     }
 
+    /// The policy for file routes in `dir`: the `fn.config.json` overlays of the folders from the root down to `dir`
+    /// (deepest wins, key by key; methods only from `dir` itself). Explicit function configs are not overlays. An
+    /// invalid overlay makes everything below it misconfigured.
+    fn policy(&mut self, root: &Path, dir: &Path) -> Result<FnConfig, String> {
+        let mut chain = vec![root.to_path_buf()];
+        if let Ok(rel) = dir.strip_prefix(root) {
+            let mut at = root.to_path_buf();
+            for part in rel.components() {
+                at.push(part);
+                chain.push(at.clone());
+            }
+        }
+        let mut merged = FnConfig::default();
+        for (i, folder) in chain.iter().enumerate() {
+            let own = self.config(folder)?;
+            let last = i + 1 == chain.len();
+            if own.is_explicit() && !last {
+                continue;
+            }
+            merged = merged.overlaid_by(&own);
+        }
+        Ok(merged)
+    }
+
     fn add_function(&mut self, name: String, runtime: Runtime, entry: PathBuf, config: Result<FnConfig, String>) -> String {
         self.add_version(name, None, runtime, entry, config)
     }
@@ -384,7 +408,7 @@ fn add_file_route(root: &Path, dir_segments: &[String], file: &str, path: &Path,
     }
     segments.extend(parsed.segments.iter().cloned());
     let dir = path.parent().unwrap_or(root);
-    let config = table.config(dir);
+    let config = table.policy(root, dir);
     // A method prefix names the one method; otherwise the folder's invoke.methods, else GET.
     let configured = config.as_ref().ok().and_then(|c| c.methods.clone());
     let methods: BTreeSet<Method> = match (parsed.method, configured) {
@@ -1082,6 +1106,23 @@ mod tests {
         let dir = tree(&["node/hello/handler.js", "python/hello/handler.py"]);
         let found = discover(dir.path()).expect("discovers");
         assert_eq!(found.conflicts, vec!["/hello".to_string(), "/hello/:wildcard*".to_string()]);
+    }
+
+    #[test]
+    fn overlays_apply_to_files_below_them_deepest_first() {
+        let dir = tree(&["api/get.a.py", "api/b.py", "api/v1/get.c.py", "api/v1/d.py"]);
+        fs::write(dir.path().join("api/fn.config.json"), r#"{"timeout_ms": 100, "invoke": {"methods": ["GET", "POST"], "allow_hosts": ["a.example"]}}"#).expect("write");
+        fs::write(dir.path().join("api/v1/fn.config.json"), r#"{"timeout_ms": 200}"#).expect("write");
+        let found = discover(dir.path()).expect("discovers");
+        let function = |name: &str| found.functions.iter().find(|f| f.name == name).expect(name).config.clone();
+        assert_eq!(function("api/get.a.py").timeout_ms, Some(100));
+        assert_eq!(function("api/v1/get.c.py").timeout_ms, Some(200), "the deepest overlay wins");
+        assert_eq!(function("api/v1/get.c.py").allow_hosts, vec!["a.example"], "hosts are inherited");
+        // contract.md §1.7 (verified): overlay methods in the same folder apply to files without a method prefix.
+        let methods = |path: &str| found.routes.iter().find(|r| r.path == path).map(|r| r.methods.clone()).expect(path);
+        assert_eq!(methods("/api/b"), [Method::Get, Method::Post].into_iter().collect());
+        assert_eq!(methods("/api/a"), [Method::Get].into_iter().collect());
+        assert_eq!(methods("/api/v1/d"), [Method::Get].into_iter().collect(), "methods are not inherited");
     }
 
     #[test]

@@ -153,6 +153,26 @@ fn read_worker_pool(pool: &Map<String, Value>, config: &mut FnConfig, problems: 
 }
 
 impl FnConfig {
+    /// Layers `child` (a deeper folder's policy) over `self`, key by key; `invoke.methods` and identity fields are
+    /// not inherited, and allowed hosts come from the nearest folder that sets them.
+    pub fn overlaid_by(&self, child: &FnConfig) -> FnConfig {
+        FnConfig {
+            timeout_ms: child.timeout_ms.or(self.timeout_ms),
+            max_body_bytes: child.max_body_bytes.or(self.max_body_bytes),
+            max_concurrency: child.max_concurrency.or(self.max_concurrency),
+            methods: child.methods.clone(),
+            allow_hosts: if child.allow_hosts.is_empty() { self.allow_hosts.clone() } else { child.allow_hosts.clone() },
+            handler: child.handler.clone().or_else(|| self.handler.clone()),
+            max_workers: child.max_workers.or(self.max_workers),
+            max_queue: child.max_queue.or(self.max_queue),
+            queue_timeout_ms: child.queue_timeout_ms.or(self.queue_timeout_ms),
+            overflow_status: child.overflow_status.or(self.overflow_status),
+            debug_headers: child.debug_headers || self.debug_headers,
+            ignored: child.ignored.clone(),
+            ..child.clone()
+        }
+    }
+
     /// A folder whose config names the function (`name`, `runtime`, `entrypoint` or `invoke.routes`) is one
     /// function, registered like a runtime-grouped one; otherwise the config is a policy for the files there.
     pub fn is_explicit(&self) -> bool {
