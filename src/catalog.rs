@@ -10,6 +10,9 @@ use crate::discover::{Discovery, Route};
 use crate::types::{Method, Runtime};
 
 pub const SCHEMA_VERSION: u32 = 1;
+/// How long a cold-started worker may sit without a request before it stops (upstream's pool default).
+pub const DEFAULT_IDLE_TTL_SECONDS: u64 = 300;
+
 /// Limits for functions that do not set their own (`FN_DEFAULT_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Defaults {
@@ -57,6 +60,12 @@ pub struct CatalogFunction {
     pub overflow_status: u16,
     /// Adds the X-Fn-* debug headers to its responses.
     pub debug_headers: bool,
+    /// Started with the stack and restarted when it exits; readiness waits for it, health counts it.
+    #[serde(default)]
+    pub warm: bool,
+    /// A worker that is not warm stops after this many seconds without a request (0 = never).
+    #[serde(default)]
+    pub idle_ttl_seconds: u64,
     /// `invoke.allow_hosts`: empty = any host; `*.example.com` matches subdomains, not the apex.
     pub allow_hosts: Vec<String>,
     /// Why its fn.config.json is invalid; the gateway answers 503 `function misconfigured` meanwhile.
@@ -99,6 +108,8 @@ impl Catalog {
                 queue_timeout_ms: f.config.queue_timeout_ms.or(f.config.timeout_ms).unwrap_or(defaults.timeout_ms),
                 overflow_status: f.config.overflow_status.unwrap_or(429),
                 debug_headers: f.config.debug_headers,
+                warm: f.config.warm.unwrap_or(false),
+                idle_ttl_seconds: f.config.idle_ttl_seconds.unwrap_or(DEFAULT_IDLE_TTL_SECONDS),
                 allow_hosts: f.config.allow_hosts.clone(),
                 config_error: f.config_error.clone(),
                 refused_edit: None,

@@ -17,7 +17,7 @@ pub const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Fields of upstream's fn.config.json that this build reads but does not apply yet.
 const NOT_APPLIED_YET: &[&str] = &[
-    "group", "version", "keep_warm", "schedule", "shared_deps", "edge", "strict_fs", "home", "assets", "zero_config",
+    "group", "version", "schedule", "shared_deps", "edge", "strict_fs", "home", "assets", "zero_config",
     "zero_config_ignore_dirs", "response", "sandbox", "description",
 ];
 const INVOKE_NOT_APPLIED_YET: &[&str] = &["adapter", "summary", "query", "body", "content_type", "default_method"];
@@ -41,6 +41,12 @@ pub struct FnConfig {
     pub overflow_status: Option<u16>,
     /// `include_debug_headers` (or `response.include_debug_headers`).
     pub debug_headers: bool,
+    /// `worker_pool.min_warm > 0` or `keep_warm.enabled`: started with the stack, restarted when it exits, counted
+    /// by readiness and health.
+    pub warm: Option<bool>,
+    /// `worker_pool.idle_ttl_seconds` (or `keep_warm.idle_ttl_seconds`): a cold-started worker stops after this long
+    /// without a request.
+    pub idle_ttl_seconds: Option<u64>,
     /// Identity (an "explicit" function folder): `name` (a safe relative path), `runtime`, `entrypoint` (a safe
     /// relative file path inside the folder).
     pub name: Option<String>,
@@ -92,6 +98,11 @@ pub fn validate(map: &Map<String, Value>) -> Result<FnConfig, Vec<String>> {
             "include_debug_headers" => match value.as_bool() {
                 Some(b) => config.debug_headers = b,
                 None => problems.push("include_debug_headers must be true or false".into()),
+            },
+            "keep_warm" => match value {
+                Value::Object(keep) => read_keep_warm(keep, &mut config, &mut problems),
+                Value::Bool(b) => config.warm = Some(*b),
+                _ => problems.push("keep_warm must be an object like {\"enabled\": true}".into()),
             },
             "worker_pool" => match value {
                 Value::Object(pool) => read_worker_pool(pool, &mut config, &mut problems),
@@ -145,8 +156,16 @@ fn read_worker_pool(pool: &Map<String, Value>, config: &mut FnConfig, problems: 
                 Some(503) => config.overflow_status = Some(503),
                 _ => problems.push("worker_pool.overflow_status must be 429 or 503".into()),
             },
-            // Warm pools come with supervision; these are accepted so upstream folders load.
-            "enabled" | "min_warm" | "idle_ttl_seconds" | "queue_poll_ms" => config.ignored.push(format!("worker_pool.{key}")),
+            "min_warm" => match value.as_u64() {
+                Some(n) => config.warm = Some(config.warm.unwrap_or(false) || n > 0),
+                None => problems.push("worker_pool.min_warm must be a whole number ≥ 0".into()),
+            },
+            "idle_ttl_seconds" => match value.as_u64() {
+                Some(n) => config.idle_ttl_seconds = Some(n),
+                None => problems.push("worker_pool.idle_ttl_seconds must be a whole number ≥ 0 (0 = never)".into()),
+            },
+            // One process per function today: a pool switch and its poll interval have nothing to change.
+            "enabled" | "queue_poll_ms" => config.ignored.push(format!("worker_pool.{key}")),
             other => problems.push(format!("`worker_pool.{other}` is not a known field")),
         }
     }
@@ -168,6 +187,8 @@ impl FnConfig {
             queue_timeout_ms: child.queue_timeout_ms.or(self.queue_timeout_ms),
             overflow_status: child.overflow_status.or(self.overflow_status),
             debug_headers: child.debug_headers || self.debug_headers,
+            warm: child.warm.or(self.warm),
+            idle_ttl_seconds: child.idle_ttl_seconds.or(self.idle_ttl_seconds),
             ignored: child.ignored.clone(),
             ..child.clone()
         }
@@ -233,6 +254,28 @@ pub fn normalize_route(raw: &str) -> Result<String, String> {
         return Err("is reserved for fastfn".into());
     }
     Ok(route)
+}
+
+fn read_keep_warm(keep: &Map<String, Value>, config: &mut FnConfig, problems: &mut Vec<String>) {
+    for (key, value) in keep {
+        match key.as_str() {
+            "enabled" => match value.as_bool() {
+                Some(b) => config.warm = Some(config.warm.unwrap_or(false) || b),
+                None => problems.push("keep_warm.enabled must be true or false".into()),
+            },
+            "min_warm" => match value.as_u64() {
+                Some(_) => {}
+                None => problems.push("keep_warm.min_warm must be a whole number ≥ 0".into()),
+            },
+            "idle_ttl_seconds" => match value.as_u64() {
+                Some(n) => config.idle_ttl_seconds = Some(n),
+                None => problems.push("keep_warm.idle_ttl_seconds must be a whole number ≥ 0".into()),
+            },
+            // A warm worker is a running process; upstream's periodic ping has nothing to keep warm here.
+            "ping_every_seconds" => config.ignored.push("keep_warm.ping_every_seconds".into()),
+            other => problems.push(format!("`keep_warm.{other}` is not a known field")),
+        }
+    }
 }
 
 fn positive(key: &str, value: &Value, max: u64, problems: &mut Vec<String>) -> Option<u64> {
@@ -359,8 +402,9 @@ mod tests {
 
     #[test]
     fn upstream_fields_load_and_are_reported() {
-        let c = parse_text(r#"{"group": "x", "keep_warm": {"enabled": true}, "invoke": {"adapter": "native"}}"#).expect("loads");
-        assert_eq!(c.ignored, vec!["group".to_string(), "invoke.adapter".to_string(), "keep_warm".to_string()]);
+        let c = parse_text(r#"{"group": "x", "keep_warm": {"enabled": true, "ping_every_seconds": 45}, "invoke": {"adapter": "native"}}"#).expect("loads");
+        assert_eq!(c.ignored, vec!["group".to_string(), "invoke.adapter".to_string(), "keep_warm.ping_every_seconds".to_string()]);
+        assert_eq!(c.warm, Some(true));
     }
 
     #[test]

@@ -207,6 +207,8 @@ mod tests {
             queue_timeout_ms: 2500,
             overflow_status: 429,
             debug_headers: false,
+            warm: false,
+            idle_ttl_seconds: 0,
             allow_hosts: vec![],
             config_error: None,
             refused_edit: None,

@@ -198,3 +198,63 @@ fn request_ids_and_debug_headers() {
     assert!(debug.header("x-fn-latency-ms").is_some_and(|v| v.parse::<u64>().is_ok()));
     assert_eq!(debug.header("x-fn-request-id"), debug.header("x-fastfn-request-id"));
 }
+
+fn function_view(stack: &Stack, name: &str) -> serde_json::Value {
+    let health = stack.get("/_fn/health").json();
+    health["functions"].as_array().and_then(|fs| fs.iter().find(|f| f["name"] == name).cloned()).unwrap_or_default()
+}
+
+#[test]
+fn warm_functions_start_with_the_stack_and_come_back_by_themselves() {
+    let stack = Stack::new()
+        .file("warm/handler.py", "import os\ndef handler(event):\n    return {'pid': os.getpid()}\n")
+        .file("warm/fn.config.json", r#"{"keep_warm": {"enabled": true}}"#)
+        .file("lazy/handler.py", "def handler(event):\n    return {}\n")
+        .start();
+    let warm = function_view(&stack, "warm/handler.py");
+    assert_eq!(warm["state"], "running", "started before ready: {warm}");
+    assert_eq!(warm["warm"], true);
+    assert_eq!(function_view(&stack, "lazy/handler.py")["state"], "cold");
+    let first = stack.get("/warm");
+    assert_eq!(first.header("x-fastfn-function-state"), Some("warm"));
+    let pid = first.json()["pid"].as_i64().expect("pid");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).expect("kill the worker");
+    assert!(
+        crate::harness::wait_until(std::time::Duration::from_secs(5), || {
+            let view = function_view(&stack, "warm/handler.py");
+            view["state"] == "running" && view["restarts"] == 1
+        }),
+        "{}",
+        function_view(&stack, "warm/handler.py")
+    );
+    assert_eq!(stack.get("/_fn/health").status, 200);
+}
+
+#[test]
+fn a_warm_function_that_cannot_start_makes_health_degraded() {
+    let mut stack = Stack::new()
+        .file("broken/handler.py", "import os\nos._exit(7)\n")
+        .file("broken/fn.config.json", r#"{"worker_pool": {"min_warm": 1}}"#)
+        .start();
+    stack.allow_log("Connection refused");
+    let health = stack.get("/_fn/health");
+    assert_eq!(health.status, 503, "{}", health.text());
+    assert_eq!(health.json()["warm_down"], json!(["broken/handler.py"]));
+    assert!(stack.stderr().contains("warm functions not running: broken/handler.py"), "{}", stack.stderr());
+}
+
+#[test]
+fn idle_workers_stop_and_start_again_on_the_next_request() {
+    let stack = Stack::new()
+        .file("idle/handler.py", "import os\ndef handler(event):\n    return {'pid': os.getpid()}\n")
+        .file("idle/fn.config.json", r#"{"worker_pool": {"idle_ttl_seconds": 1}}"#)
+        .start();
+    let first = stack.get("/idle").json()["pid"].clone();
+    assert!(crate::harness::wait_until(std::time::Duration::from_secs(6), || function_view(&stack, "idle/handler.py")["state"] == "cold"));
+    assert!(stack.stderr().contains("stopped after its idle time"));
+    let again = stack.get("/idle");
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(again.header("x-fastfn-function-state"), Some("cold"));
+    assert_ne!(again.json()["pid"], first);
+    assert_eq!(function_view(&stack, "idle/handler.py")["restarts"], 1);
+}

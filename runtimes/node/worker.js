@@ -190,6 +190,8 @@ function maskEnvValues(text, event) {
 }
 
 function createWorker({ handler, loadError, dev, maxFrame }) {
+  // For the idle timeout: requests in progress and when the last one ended.
+  const state = { busy: 0, lastActive: Date.now() };
   function internalError(requestId, detail, event) {
     const payload = { error: 'internal error', request_id: requestId };
     if (dev && detail) payload.detail = maskEnvValues(detail, event);
@@ -197,6 +199,16 @@ function createWorker({ handler, loadError, dev, maxFrame }) {
   }
 
   async function handleEvent(event) {
+    state.busy += 1;
+    try {
+      return await handleEventInner(event);
+    } finally {
+      state.busy -= 1;
+      state.lastActive = Date.now();
+    }
+  }
+
+  async function handleEventInner(event) {
     const requestId = requestIdOf(event);
     if (!handler) return internalError(requestId, loadError);
     let result;
@@ -319,7 +331,7 @@ function createWorker({ handler, loadError, dev, maxFrame }) {
     sock.on('error', () => {}); // peer reset: nobody left to answer, and 'close' follows
   }
 
-  return { serveConnection };
+  return { serveConnection, state };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -371,6 +383,14 @@ async function main() {
   server = net.createServer({ allowHalfOpen: true }, worker.serveConnection);
   server.on('error', (err) => fail(`FN_WORKER_LISTEN_FD=${fd} is not a listening socket: ${err.message}`));
   server.listen({ fd });
+
+  // With an idle timeout, check once a second; exit 0 tells the supervisor "idle", not "crashed".
+  const idleTtlMs = Math.max(0, Number.parseInt(env.FN_IDLE_TTL_SECONDS, 10) || 0) * 1000;
+  if (idleTtlMs > 0) {
+    setInterval(() => {
+      if (worker.state.busy === 0 && Date.now() - worker.state.lastActive >= idleTtlMs) process.exit(0);
+    }, 1000).unref();
+  }
 }
 
 main();

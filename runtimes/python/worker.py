@@ -217,6 +217,10 @@ class Worker:
         self.load_error = load_error  # "<Type>: <message>" when loading failed, else None
         self.dev = dev
         self.max_frame = max_frame
+        # For the idle timeout: requests in progress and when the last one ended (plain attribute updates are
+        # atomic under the GIL; the idle check only needs them approximately).
+        self.busy = 0
+        self.last_active = time.monotonic()
 
     def internal_error(self, request_id, detail, event=None):
         payload = {"error": "internal error", "request_id": request_id}
@@ -285,8 +289,13 @@ class Worker:
                 body = rfile.read(length)
                 if len(body) < length:
                     return
-                answer, keep = self.reply(body, state)
-                conn.sendall(answer)
+                self.busy += 1
+                try:
+                    answer, keep = self.reply(body, state)
+                    conn.sendall(answer)
+                finally:
+                    self.busy -= 1
+                    self.last_active = time.monotonic()
                 if not keep:
                     return
         except OSError:
@@ -340,7 +349,7 @@ class ConnState:
                 self._loop.close()
 
 
-def accept_loop(listener, worker):
+def accept_loop(listener, worker, idle_ttl):
     # The main thread waits in poll() on the listener and a signal wake-up pipe: a SIGTERM delivered to any thread
     # writes to the pipe, so the main thread wakes and runs the Python-level handler at once.
     wake_r, wake_w = os.pipe()
@@ -350,8 +359,15 @@ def accept_loop(listener, worker):
     poller = select.poll()
     poller.register(listen_fd, select.POLLIN)
     poller.register(wake_r, select.POLLIN)
+    # With an idle timeout, wake once a second to check it; exit 0 tells the supervisor "idle", not "crashed".
+    timeout_ms = 1000 if idle_ttl > 0 else None
     while True:
-        ready = poller.poll()
+        ready = poller.poll(timeout_ms)
+        if not ready:
+            if worker.busy == 0 and time.monotonic() - worker.last_active >= idle_ttl:
+                flush_stdout()
+                os._exit(0)
+            continue
         if not any(fd == listen_fd for fd, _ in ready):
             os.read(wake_r, 512)  # a signal that did not end the process (none today): drain and go on
             continue
@@ -410,7 +426,11 @@ def main():
         load_error = f"{type(exc).__name__}: {exc}"
         sys.stderr.write(f"fastfn: cannot load handler of `{function_name}` from {handler_path}:\n")
         sys.stderr.write(format_user_traceback(exc))
-    accept_loop(listener, Worker(handler, load_error, env.get("FN_MODE") == "dev", max_frame))
+    try:
+        idle_ttl = max(0, int(env.get("FN_IDLE_TTL_SECONDS") or 0))
+    except ValueError:
+        idle_ttl = 0
+    accept_loop(listener, Worker(handler, load_error, env.get("FN_MODE") == "dev", max_frame), idle_ttl)
 
 
 if __name__ == "__main__":

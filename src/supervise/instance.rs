@@ -68,7 +68,7 @@ impl Instance {
     }
 
     /// What `status` and a trusted `/_fn/health` show: the runtimes the catalog uses and every function's worker.
-    /// `status` is `degraded` when a runtime with functions has no interpreter.
+    /// `status` is `degraded` when a runtime with functions has no interpreter, or a warm function's worker is down.
     pub fn status(&self) -> Value {
         let used: std::collections::BTreeSet<_> = self.workers.catalog().functions.iter().map(|f| f.runtime).collect();
         let runtimes: serde_json::Map<String, Value> = self
@@ -84,7 +84,9 @@ impl Instance {
                 (runtime.as_str().to_string(), view)
             })
             .collect();
-        let degraded = runtimes.values().any(|r| r["up"] == false);
+        let functions = self.workers.snapshot();
+        let cold_warm: Vec<&str> = functions.iter().filter(|f| f.warm && f.state != "running").map(|f| f.name.as_str()).collect();
+        let degraded = runtimes.values().any(|r| r["up"] == false) || !cold_warm.is_empty();
         json!({
             "status": if degraded { "degraded" } else { "ok" },
             "mode": self.settings.mode,
@@ -93,7 +95,8 @@ impl Instance {
             "listen": self.settings.listen.to_string(),
             "functions_root": self.settings.functions_root,
             "runtimes": runtimes,
-            "functions": self.workers.snapshot(),
+            "warm_down": cold_warm,
+            "functions": functions,
             "reload": {
                 // Reloads come from /_fn/reload and control-plane writes; watching the folder is not built yet.
                 "watching": false,
@@ -126,6 +129,11 @@ impl Instance {
         let (catalog, warnings) = self.prepare().map_err(|e| format!("{e:#}"))?;
         let catalog = Arc::new(catalog);
         self.workers.replace_catalog(Arc::clone(&catalog));
+        // Warm functions were stopped with the others: bring them back with the new code, in the background.
+        let workers = Arc::clone(&self.workers);
+        tokio::spawn(async move {
+            workers.start_warm().await;
+        });
         let pid = self.gateway_pid.load(Ordering::Relaxed);
         if let Ok(raw) = i32::try_from(pid) {
             if raw > 0 {

@@ -99,6 +99,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
         anyhow::bail!("the gateway did not become ready: {why}{tail}");
     }
 
+    // "Ready" means the warm workers answer too.
+    workers.run_warm_restarts();
+    let failed_warm = workers.start_warm().await;
+    if !failed_warm.is_empty() {
+        tracing::warn!("warm functions not running: {} (health reports degraded until they are)", failed_warm.join(", "));
+    }
     announce(settings, run_dir, &catalog, started.elapsed())?;
 
     let code = loop {

@@ -69,6 +69,8 @@ pub struct WorkerView {
     pub restarts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_exit: Option<ProcessEnd>,
+    /// Started with the stack and kept running.
+    pub warm: bool,
     /// Its fn.config.json is invalid: it answers 503 until fixed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config_error: Option<String>,
@@ -78,6 +80,8 @@ pub struct WorkerView {
 }
 
 pub struct Workers {
+    /// Where exited warm workers are queued for a restart (see `run_warm_restarts`).
+    warm_restarts: Mutex<Option<tokio::sync::mpsc::UnboundedSender<(String, Duration)>>>,
     env: WorkerEnv,
     catalog: RwLock<Arc<Catalog>>,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
@@ -86,7 +90,7 @@ pub struct Workers {
 
 impl Workers {
     pub fn new(env: WorkerEnv, catalog: Arc<Catalog>) -> Arc<Workers> {
-        Arc::new(Workers { env, catalog: RwLock::new(catalog), slots: Mutex::new(HashMap::new()), alive: Mutex::new(HashSet::new()) })
+        Arc::new(Workers { warm_restarts: Mutex::new(None), env, catalog: RwLock::new(catalog), slots: Mutex::new(HashMap::new()), alive: Mutex::new(HashSet::new()) })
     }
 
     pub fn catalog(&self) -> Arc<Catalog> {
@@ -140,9 +144,12 @@ impl Workers {
             Ok(()) => Ok(()),
             Err(why) => {
                 let mut st = slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                let delay = backoff::delay(st.attempt);
-                st.attempt = st.attempt.saturating_add(1);
-                st.state = State::Backoff { until: Instant::now() + delay };
+                // A worker that exited during start was already counted by on_exit.
+                if !matches!(st.state, State::Backoff { .. }) {
+                    let delay = backoff::delay(st.attempt);
+                    st.attempt = st.attempt.saturating_add(1);
+                    st.state = State::Backoff { until: Instant::now() + delay };
+                }
                 tracing::warn!(function = %function.name, error = %why, "worker failed to start");
                 Err(why)
             }
@@ -171,6 +178,8 @@ impl Workers {
             .env("FN_HANDLER_PATH", &function.entry)
             .env("FN_HANDLER_NAME", &function.handler)
             .env("FN_MODE", self.env.mode.as_str())
+            // A cold-started worker stops by itself once idle that long; a warm one never does.
+            .env("FN_IDLE_TTL_SECONDS", if function.warm { 0 } else { function.idle_ttl_seconds }.to_string())
             // Run state never goes into the functions folder: no __pycache__ next to handlers.
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .current_dir(&function.dir)
@@ -205,14 +214,22 @@ impl Workers {
         let watched = Arc::clone(slot);
         let name = function.name.clone();
         let socket = function.socket.clone();
+        let id = function.id.clone();
         tokio::spawn(async move {
             let end = match child.wait().await {
                 Ok(status) => ProcessEnd::from_status(status),
                 Err(_) => ProcessEnd::Exit(-1),
             };
             this.alive.lock().map(|mut a| a.remove(&pid)).ok();
-            this.on_exit(&watched, &name, &socket, pid, end);
+            let restart_after = this.on_exit(&watched, &name, &socket, pid, end);
             let _ = exited_tx.send(end);
+            // A warm function is brought back without waiting for a request (by the restart task: starting from
+            // here would make this task's future contain itself).
+            if let Some(delay) = restart_after.filter(|_| this.catalog().function(&id).is_some_and(|f| f.warm)) {
+                if let Some(tx) = this.warm_restarts.lock().ok().and_then(|tx| tx.clone()) {
+                    let _ = tx.send((id, delay));
+                }
+            }
         });
 
         let ping = ping(&function.socket, self.env.cold_start_timeout);
@@ -234,10 +251,18 @@ impl Workers {
         }
     }
 
-    fn on_exit(&self, slot: &Slot, name: &str, socket: &Path, pid: u32, end: ProcessEnd) {
+    /// Records a worker's exit. Returns when it may start again if it ended on its own (for warm functions).
+    fn on_exit(&self, slot: &Slot, name: &str, socket: &Path, pid: u32, end: ProcessEnd) -> Option<Duration> {
         let mut st = slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         st.last_exit = Some(end);
         match st.state {
+            State::Running { pid: running, .. } if running == pid && end == ProcessEnd::Exit(0) => {
+                // Exit 0 unasked is the worker's own idle timeout (FN_IDLE_TTL_SECONDS): not a crash.
+                remove_socket(socket);
+                st.state = State::Idle;
+                tracing::info!(function = %name, pid, "worker stopped after its idle time; the next request starts it again");
+                Some(Duration::ZERO)
+            }
             State::Running { pid: running, since } if running == pid => {
                 remove_socket(socket);
                 // Nobody asked it to stop: a crash. The next request restarts it, after the backoff delay.
@@ -245,9 +270,46 @@ impl Workers {
                 let delay = backoff::delay(st.attempt.saturating_sub(1));
                 st.state = State::Backoff { until: Instant::now() + delay };
                 tracing::warn!(function = %name, pid, exit = %end, restart_after_ms = delay.as_millis() as u64, "worker exited unexpectedly");
+                Some(delay)
             }
-            _ => tracing::debug!(function = %name, pid, exit = %end, "worker stopped"),
+            _ => {
+                tracing::debug!(function = %name, pid, exit = %end, "worker stopped");
+                None
+            }
         }
+    }
+
+    /// Starts the task that restarts warm workers after they exit (after their backoff delay).
+    pub fn run_warm_restarts(self: &Arc<Self>) {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Duration)>();
+        if let Ok(mut slot) = self.warm_restarts.lock() {
+            *slot = Some(tx);
+        }
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            while let Some((id, delay)) = rx.recv().await {
+                let workers = Arc::clone(&this);
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    if let Err(why) = workers.ensure(&id).await {
+                        tracing::warn!(function = %id, error = %why, "warm worker did not come back; the next request retries");
+                    }
+                });
+            }
+        });
+    }
+
+    /// Starts every warm function's worker and waits for each to answer; returns the ones that did not.
+    pub async fn start_warm(self: &Arc<Self>) -> Vec<String> {
+        let catalog = self.catalog();
+        let mut failed = Vec::new();
+        for function in catalog.functions.iter().filter(|f| f.warm && f.config_error.is_none()) {
+            if let Err(why) = self.ensure(&function.id).await {
+                tracing::warn!(function = %function.name, error = %why, "warm worker did not start");
+                failed.push(function.name.clone());
+            }
+        }
+        failed
     }
 
     /// The interpreter of each runtime the catalog uses, or why there is none.
@@ -279,6 +341,7 @@ impl Workers {
                     id: f.id.clone(),
                     name: f.name.clone(),
                     runtime: f.runtime,
+                    warm: f.warm,
                     state,
                     pid,
                     restarts,
