@@ -26,6 +26,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Started as root, fastfn runs function workers as this unprivileged user.
+if [ "$(id -u)" -eq 0 ] && ! id fastfn >/dev/null 2>&1; then
+  echo "setup: creating the system user fastfn (function workers run as it)" >&2
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin fastfn
+fi
+
 # The tests validate the generated OpenAPI document with a real validator (PyPI).
 if ! python3 -c 'import openapi_spec_validator' 2>/dev/null; then
   echo "setup: installing openapi-spec-validator (pip)" >&2

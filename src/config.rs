@@ -27,6 +27,11 @@ pub mod env {
     pub const COLD_START_TIMEOUT_MS: &str = "FN_COLD_START_TIMEOUT_MS";
     pub const OPENAPI_INCLUDE_INTERNAL: &str = "FN_OPENAPI_INCLUDE_INTERNAL";
     pub const FORCE_URL: &str = "FN_FORCE_URL";
+    pub const USER: &str = "FN_USER";
+    pub const WORKER_MAX_DATA_MB: &str = "FN_WORKER_MAX_DATA_MB";
+    pub const WORKER_MAX_OPEN_FILES: &str = "FN_WORKER_MAX_OPEN_FILES";
+    pub const WORKER_MAX_PROCESSES: &str = "FN_WORKER_MAX_PROCESSES";
+    pub const WORKER_MAX_FILE_SIZE_MB: &str = "FN_WORKER_MAX_FILE_SIZE_MB";
     pub const DEFAULT_TIMEOUT_MS: &str = "FN_DEFAULT_TIMEOUT_MS";
     pub const DEFAULT_MAX_BODY_BYTES: &str = "FN_DEFAULT_MAX_BODY_BYTES";
     pub const DEFAULT_MAX_CONCURRENCY: &str = "FN_DEFAULT_MAX_CONCURRENCY";
@@ -72,6 +77,10 @@ pub struct Settings {
     pub public_base_url: Option<String>,
     /// `FN_FORCE_URL`: every function's config routes win over file routes on the same path.
     pub force_url: bool,
+    /// Set when running as root: function workers drop to this user (`FN_USER`, default `fastfn`).
+    pub worker_user: Option<GatewayUser>,
+    /// Resource limits of every function worker (`FN_WORKER_MAX_*`).
+    pub worker_limits: crate::sandbox::Limits,
 }
 
 /// Reads an environment variable, treating empty as unset.
@@ -121,8 +130,20 @@ impl Settings {
             }
         };
 
-        let gateway_user = if nix::unistd::Uid::effective().is_root() {
+        let as_root = nix::unistd::Uid::effective().is_root();
+        let gateway_user = if as_root {
             match find_gateway_user(env_var(env::GATEWAY_USER).as_deref()) {
+                Ok(user) => Some(user),
+                Err(e) => {
+                    problems.push(e);
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let worker_user = if as_root {
+            match find_worker_user(env_var(env::USER).as_deref()) {
                 Ok(user) => Some(user),
                 Err(e) => {
                     problems.push(e);
@@ -136,6 +157,13 @@ impl Settings {
         let guard = guard::from_env(&env_var, &mut problems);
         let openapi_include_internal = flag(env::OPENAPI_INCLUDE_INTERNAL, &mut problems);
         let force_url = flag(env::FORCE_URL, &mut problems);
+        let builtin_limits = crate::sandbox::Limits::default();
+        let worker_limits = crate::sandbox::Limits {
+            data_bytes: number(env::WORKER_MAX_DATA_MB, 16, builtin_limits.data_bytes >> 20, &mut problems) << 20,
+            open_files: number(env::WORKER_MAX_OPEN_FILES, 64, builtin_limits.open_files, &mut problems),
+            processes: Some(number(env::WORKER_MAX_PROCESSES, 16, builtin_limits.processes.unwrap_or(1024), &mut problems)),
+            file_size_bytes: number(env::WORKER_MAX_FILE_SIZE_MB, 1, builtin_limits.file_size_bytes >> 20, &mut problems) << 20,
+        };
         let public_base_url = env_var(env::PUBLIC_BASE_URL).map(|u| u.trim_end_matches('/').to_string());
         if let Some(url) = &public_base_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -173,6 +201,8 @@ impl Settings {
             openapi_include_internal,
             public_base_url,
             force_url,
+            worker_user,
+            worker_limits,
         })
     }
 }
@@ -230,6 +260,33 @@ fn default_run_base() -> PathBuf {
         return PathBuf::from(xdg).join("fastfn");
     }
     std::env::temp_dir().join(format!("fastfn-{uid}"))
+}
+
+/// The user function workers run as when fastfn starts as root: `FN_USER`, else `fastfn`, else `nobody` (warned).
+fn find_worker_user(wanted: Option<&str>) -> Result<GatewayUser, String> {
+    let lookup = |name: &str| -> Option<GatewayUser> {
+        let user = nix::unistd::User::from_name(name).ok().flatten()?;
+        let group = nix::unistd::Group::from_gid(user.gid).ok().flatten().map(|g| g.name).unwrap_or_else(|| user.gid.to_string());
+        Some(GatewayUser { name: user.name, group, uid: user.uid.as_raw(), gid: user.gid.as_raw() })
+    };
+    match wanted {
+        Some(name) => {
+            let user = lookup(name).ok_or_else(|| format!("{} `{name}` is not a user on this system", env::USER))?;
+            if user.uid == 0 {
+                return Err(format!("{} `{name}` is root: function workers must run as an unprivileged user", env::USER));
+            }
+            Ok(user)
+        }
+        None => match lookup("fastfn") {
+            Some(user) => Ok(user),
+            None => {
+                tracing::warn!(
+                    "no `fastfn` user: function workers run as `nobody`, which other services share (hint: useradd --system --no-create-home --shell /usr/sbin/nologin fastfn)"
+                );
+                lookup("nobody").ok_or_else(|| "running as root, but neither `fastfn` nor `nobody` exists for function workers: set FN_USER".to_string())
+            }
+        },
+    }
 }
 
 fn find_gateway_user(wanted: Option<&str>) -> Result<GatewayUser, String> {

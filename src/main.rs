@@ -12,6 +12,7 @@
 //! - `guard`: control-plane guard settings (switches, admin token as a MAC, trusted networks, rate limits).
 //! - `gateway`: the settings file the Lua gateway loads at start (catalog path, control socket, guard).
 //! - `fnconfig`: `fn.config.json`, validated strictly (timeouts, body limit, methods, allowed hosts, handler).
+//! - `sandbox`: what every function worker runs under: rlimits, privilege drop, no-new-privs, seccomp.
 //! - `secrets`: `fn.env.json` values, which are secret, masked views and masks for log lines.
 //! - `openapi`: the OpenAPI 3.1 document of the catalog's routes (and, on request, the control plane).
 //! - `control`: the control socket the gateway uses to start cold workers and stop timed-out ones.
@@ -34,6 +35,7 @@ mod openapi;
 mod gateway;
 mod guard;
 mod render;
+mod sandbox;
 mod secrets;
 mod rundir;
 mod supervise;

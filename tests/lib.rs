@@ -7,6 +7,7 @@ mod contract;
 mod control_plane;
 mod function_config;
 mod gateway;
+mod hostile;
 mod remote_peer;
 mod secrets;
 mod skeleton;

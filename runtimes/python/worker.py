@@ -391,6 +391,17 @@ def on_terminate(signum, frame_):
     os._exit(0)
 
 
+def make_undumpable():
+    # exec reset PR_SET_DUMPABLE: set it again, so no process of the same user can read this one's memory or
+    # /proc files (hardening.md §0.9). Best effort: the sandbox does not depend on it alone.
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+    except (OSError, AttributeError):
+        pass
+
+
 def main():
     env = os.environ
     fd_text, handler_path = env.get("FN_WORKER_LISTEN_FD"), env.get("FN_HANDLER_PATH")
@@ -409,6 +420,7 @@ def main():
         max_frame = int(env.get("FN_MAX_FRAME_BYTES") or DEFAULT_MAX_FRAME)
     except ValueError:
         max_frame = DEFAULT_MAX_FRAME
+    make_undumpable()
     signal.signal(signal.SIGTERM, on_terminate)  # before loading: a slow import must still stop cleanly
     signal.signal(signal.SIGINT, on_terminate)
     # The function folder is read-only in the sandbox, and run state never goes into it: no __pycache__ there.

@@ -96,6 +96,7 @@ impl Instance {
             "functions_root": self.settings.functions_root,
             "runtimes": runtimes,
             "warm_down": cold_warm,
+            "sandbox": self.workers.sandbox_view(),
             "functions": functions,
             "reload": {
                 // Reloads come from /_fn/reload and control-plane writes; watching the folder is not built yet.

@@ -70,6 +70,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
             socket_owner: gateway_uid,
             cold_start_timeout: Duration::from_millis(settings.cold_start_timeout_ms),
             output: output.clone(),
+            sandbox: crate::sandbox::PreparedSandbox::prepare(&settings.worker_limits, settings.worker_user.is_some())?,
+            user: settings.worker_user.as_ref().map(|u| (u.uid, u.gid)),
+            tmp_base: run_dir.worker_tmp.clone(),
         },
         Arc::clone(&catalog),
     );

@@ -8,12 +8,14 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 /// Raw, async-signal-safe steps run in the child between fork and exec. Values are prepared in the parent.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct ChildSetup {
     /// The supervisor's pid, to detect that it died before PDEATHSIG was armed.
     pub parent: libc::pid_t,
     /// A listening socket to hand over as fd 3.
     pub listen_fd: Option<RawFd>,
+    /// A function worker's sandbox (limits, no-new-privs, seccomp); `None` for nginx, whose master must stay root.
+    pub sandbox: Option<std::sync::Arc<crate::sandbox::PreparedSandbox>>,
 }
 
 /// The fd a worker finds its listening socket on (`FN_WORKER_LISTEN_FD`).
@@ -21,12 +23,19 @@ pub const WORKER_LISTEN_FD: RawFd = 3;
 
 impl ChildSetup {
     pub fn new(listen_fd: Option<RawFd>) -> ChildSetup {
-        ChildSetup { parent: std::process::id() as libc::pid_t, listen_fd }
+        ChildSetup { parent: std::process::id() as libc::pid_t, listen_fd, sandbox: None }
     }
 
-    /// Installs the steps on `command` and puts the child in its own process group.
+    pub fn sandboxed(listen_fd: RawFd, sandbox: std::sync::Arc<crate::sandbox::PreparedSandbox>) -> ChildSetup {
+        ChildSetup { parent: std::process::id() as libc::pid_t, listen_fd: Some(listen_fd), sandbox: Some(sandbox) }
+    }
+
+    /// Installs the steps on `command`. The child leads its own process group (a sandboxed one its own session).
     pub fn apply(self, command: &mut tokio::process::Command) {
-        command.process_group(0).kill_on_drop(false);
+        if self.sandbox.is_none() {
+            command.process_group(0);
+        }
+        command.kill_on_drop(false);
         // SAFETY: the closure only makes raw syscalls (dup2, fcntl, prctl, getppid) on plain integers captured by
         // value; it allocates nothing, takes no lock and logs nothing, so it is safe between fork and exec in a
         // multi-threaded parent.
@@ -35,7 +44,15 @@ impl ChildSetup {
         }
     }
 
-    fn run_in_child(self) -> std::io::Result<()> {
+    /// The order is fixed (STYLE.md 10): session, fd 3, limits, (uid/gid: std, before this hook), death signal,
+    /// parent check, SIGXFSZ ignored, no-new-privs and seccomp last.
+    fn run_in_child(&self) -> std::io::Result<()> {
+        if self.sandbox.is_some() {
+            // SAFETY: setsid has no arguments; a new session detaches from the supervisor's terminal (TIOCSTI).
+            if unsafe { libc::setsid() } == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
         if let Some(fd) = self.listen_fd {
             if fd == WORKER_LISTEN_FD {
                 // dup2 onto itself keeps FD_CLOEXEC, so clear it explicitly.
@@ -50,6 +67,9 @@ impl ChildSetup {
                 }
             }
         }
+        if let Some(sandbox) = &self.sandbox {
+            sandbox.apply_limits()?;
+        }
         // SAFETY: prctl with integer arguments only.
         if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) } == -1 {
             return Err(std::io::Error::last_os_error());
@@ -58,6 +78,13 @@ impl ChildSetup {
         if unsafe { libc::getppid() } != self.parent {
             // The supervisor died before the death signal was armed: do not run orphaned.
             return Err(std::io::Error::other("supervisor exited during start"));
+        }
+        if let Some(sandbox) = &self.sandbox {
+            // A handler that outgrows RLIMIT_FSIZE gets EFBIG rather than a dead worker; ignored stays ignored
+            // across exec.
+            // SAFETY: signal() with a constant disposition.
+            unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+            sandbox.apply_filters()?;
         }
         Ok(())
     }

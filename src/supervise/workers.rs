@@ -21,7 +21,7 @@ use crate::frame;
 use crate::types::{Mode, ProcessEnd, Runtime};
 
 /// Environment variables passed through from the supervisor to workers; everything else is withheld.
-const PASSTHROUGH_ENV: &[&str] = &["PATH", "LANG", "TZ", "HOME"];
+const PASSTHROUGH_ENV: &[&str] = &["PATH", "LANG", "TZ"];
 
 /// Fixed facts every worker start needs.
 pub struct WorkerEnv {
@@ -33,6 +33,12 @@ pub struct WorkerEnv {
     pub socket_owner: Option<u32>,
     pub cold_start_timeout: Duration,
     pub output: OutputSink,
+    /// Limits, no-new-privs and seccomp, prepared once.
+    pub sandbox: Arc<crate::sandbox::PreparedSandbox>,
+    /// (uid, gid) workers drop to when fastfn runs as root.
+    pub user: Option<(u32, u32)>,
+    /// Parent of each worker's private temp dir (`TMPDIR`, `HOME`).
+    pub tmp_base: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -164,6 +170,7 @@ impl Workers {
         };
         let listener = bind_socket(&function.socket, self.env.socket_owner)?;
         let program = crate::assets::worker_program(&self.env.runtimes_dir, function.runtime);
+        let tmp = private_tmp(&self.env.tmp_base, &function.id, self.env.user)?;
 
         let mut command = tokio::process::Command::new(&interpreter);
         command
@@ -182,6 +189,8 @@ impl Workers {
             .env("FN_IDLE_TTL_SECONDS", if function.warm { 0 } else { function.idle_ttl_seconds }.to_string())
             // Run state never goes into the functions folder: no __pycache__ next to handlers.
             .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("TMPDIR", &tmp)
+            .env("HOME", &tmp)
             .current_dir(&function.dir)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
@@ -189,7 +198,11 @@ impl Workers {
         if std::env::var_os("PATH").is_none() {
             command.env("PATH", "/usr/local/bin:/usr/bin:/bin");
         }
-        ChildSetup::new(Some(listener.as_raw_fd())).apply(&mut command);
+        if let Some((uid, gid)) = self.env.user {
+            // std changes gid, clears supplementary groups and changes uid in the child, before our hook runs.
+            command.uid(uid).gid(gid);
+        }
+        ChildSetup::sandboxed(listener.as_raw_fd(), Arc::clone(&self.env.sandbox)).apply(&mut command);
         let mut child = command.spawn().map_err(|e| format!("cannot start `{}`: {e}", interpreter.display()))?;
         // Our copy of the listening socket must close, so that a dead worker means "connection refused".
         drop(listener);
@@ -312,6 +325,17 @@ impl Workers {
         failed
     }
 
+    /// What the workers run under, for `status` and the trusted health snapshot.
+    pub fn sandbox_view(&self) -> serde_json::Value {
+        json!({
+            "seccomp": self.env.sandbox.seccomp,
+            "no_new_privs": true,
+            "rlimits": true,
+            "user": self.env.user.map(|(uid, _)| uid),
+            "landlock": "not enforced by this build",
+        })
+    }
+
     /// The interpreter of each runtime the catalog uses, or why there is none.
     pub fn interpreters(&self) -> &BTreeMap<Runtime, Result<PathBuf, String>> {
         &self.env.interpreters
@@ -417,6 +441,19 @@ impl Workers {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// A fresh private temp dir for one worker start, owned by the worker's user, mode 0700.
+fn private_tmp(base: &Path, id: &str, user: Option<(u32, u32)>) -> Result<PathBuf, String> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = base.join(id);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| format!("cannot chmod `{}`: {e}", dir.display()))?;
+    if let Some((uid, gid)) = user {
+        crate::rundir::chown(&dir, Some(uid), Some(gid)).map_err(|e| format!("cannot chown `{}`: {e}", dir.display()))?;
+    }
+    Ok(dir)
 }
 
 /// Removes a dead worker's socket file, so the gateway sees "no such file" (a quiet cold start) rather than

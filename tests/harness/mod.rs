@@ -84,6 +84,11 @@ impl StackBuilder {
     /// start to fail).
     pub fn prepare(self) -> (Command, tempfile::TempDir, tempfile::TempDir, u16) {
         let functions = tempfile::Builder::new().prefix("fastfn-fns-").tempdir().expect("functions temp dir");
+        // As root, workers run as an unprivileged user, which must be able to read the functions folder.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(functions.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod functions dir");
+        }
         for (path, contents) in &self.files {
             let target = functions.path().join(path);
             std::fs::create_dir_all(target.parent().expect("file has a folder")).expect("mkdir");
