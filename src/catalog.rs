@@ -10,6 +10,10 @@ use crate::discover::{Discovery, Route};
 use crate::types::{Method, Runtime};
 
 pub const SCHEMA_VERSION: u32 = 1;
+fn yes() -> bool {
+    true
+}
+
 /// How long a cold-started worker may sit without a request before it stops (upstream's pool default).
 pub const DEFAULT_IDLE_TTL_SECONDS: u64 = 300;
 
@@ -63,6 +67,12 @@ pub struct CatalogFunction {
     /// Started with the stack and restarted when it exits; readiness waits for it, health counts it.
     #[serde(default)]
     pub warm: bool,
+    /// `false` when its fn.config.json says `"strict_fs": false`: it may read its own fn.env.json/fn.config.json.
+    #[serde(default = "yes")]
+    pub strict_fs: bool,
+    /// `"sandbox": {"exec": true}`: it may run other programs.
+    #[serde(default)]
+    pub allow_exec: bool,
     /// A worker that is not warm stops after this many seconds without a request (0 = never).
     #[serde(default)]
     pub idle_ttl_seconds: u64,
@@ -109,6 +119,8 @@ impl Catalog {
                 overflow_status: f.config.overflow_status.unwrap_or(429),
                 debug_headers: f.config.debug_headers,
                 warm: f.config.warm.unwrap_or(false),
+                strict_fs: f.config.strict_fs.unwrap_or(true),
+                allow_exec: f.config.allow_exec,
                 idle_ttl_seconds: f.config.idle_ttl_seconds.unwrap_or(DEFAULT_IDLE_TTL_SECONDS),
                 allow_hosts: f.config.allow_hosts.clone(),
                 config_error: f.config_error.clone(),

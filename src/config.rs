@@ -28,6 +28,7 @@ pub mod env {
     pub const OPENAPI_INCLUDE_INTERNAL: &str = "FN_OPENAPI_INCLUDE_INTERNAL";
     pub const FORCE_URL: &str = "FN_FORCE_URL";
     pub const USER: &str = "FN_USER";
+    pub const STRICT_FS: &str = "FN_STRICT_FS";
     pub const WORKER_MAX_DATA_MB: &str = "FN_WORKER_MAX_DATA_MB";
     pub const WORKER_MAX_OPEN_FILES: &str = "FN_WORKER_MAX_OPEN_FILES";
     pub const WORKER_MAX_PROCESSES: &str = "FN_WORKER_MAX_PROCESSES";
@@ -81,6 +82,8 @@ pub struct Settings {
     pub worker_user: Option<GatewayUser>,
     /// Resource limits of every function worker (`FN_WORKER_MAX_*`).
     pub worker_limits: crate::sandbox::Limits,
+    /// `FN_STRICT_FS` (default on): workers cannot read their own fn.env.json / fn.config.json.
+    pub strict_fs: bool,
 }
 
 /// Reads an environment variable, treating empty as unset.
@@ -157,6 +160,7 @@ impl Settings {
         let guard = guard::from_env(&env_var, &mut problems);
         let openapi_include_internal = flag(env::OPENAPI_INCLUDE_INTERNAL, &mut problems);
         let force_url = flag(env::FORCE_URL, &mut problems);
+        let strict_fs = env_var(env::STRICT_FS).is_none() || flag(env::STRICT_FS, &mut problems);
         let builtin_limits = crate::sandbox::Limits::default();
         let worker_limits = crate::sandbox::Limits {
             data_bytes: number(env::WORKER_MAX_DATA_MB, 16, builtin_limits.data_bytes >> 20, &mut problems) << 20,
@@ -203,6 +207,7 @@ impl Settings {
             force_url,
             worker_user,
             worker_limits,
+            strict_fs,
         })
     }
 }

@@ -17,8 +17,8 @@ pub const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Fields of upstream's fn.config.json that this build reads but does not apply yet.
 const NOT_APPLIED_YET: &[&str] = &[
-    "group", "version", "schedule", "shared_deps", "edge", "strict_fs", "home", "assets", "zero_config",
-    "zero_config_ignore_dirs", "response", "sandbox", "description",
+    "group", "version", "schedule", "shared_deps", "edge", "home", "assets", "zero_config",
+    "zero_config_ignore_dirs", "response", "description",
 ];
 const INVOKE_NOT_APPLIED_YET: &[&str] = &["adapter", "summary", "query", "body", "content_type", "default_method"];
 const FORCE_URL_KEYS: &[&str] = &["force-url", "force_url", "forceUrl"];
@@ -44,6 +44,10 @@ pub struct FnConfig {
     /// `worker_pool.min_warm > 0` or `keep_warm.enabled`: started with the stack, restarted when it exits, counted
     /// by readiness and health.
     pub warm: Option<bool>,
+    /// `"strict_fs": false` opts the function out of the protected-file rule (visible in status).
+    pub strict_fs: Option<bool>,
+    /// `"sandbox": {"exec": true}`: the handler may run other programs.
+    pub allow_exec: bool,
     /// `worker_pool.idle_ttl_seconds` (or `keep_warm.idle_ttl_seconds`): a cold-started worker stops after this long
     /// without a request.
     pub idle_ttl_seconds: Option<u64>,
@@ -94,6 +98,22 @@ pub fn validate(map: &Map<String, Value>) -> Result<FnConfig, Vec<String>> {
             "max_concurrency" => match value.as_u64() {
                 Some(n) => config.max_concurrency = Some(n),
                 None => problems.push("max_concurrency must be a whole number ≥ 0 (0 = unlimited)".into()),
+            },
+            "strict_fs" => match value.as_bool() {
+                Some(b) => config.strict_fs = Some(b),
+                None => problems.push("strict_fs must be true or false".into()),
+            },
+            "sandbox" => match value {
+                Value::Object(sandbox) => {
+                    for (key, value) in sandbox {
+                        match (key.as_str(), value.as_bool()) {
+                            ("exec", Some(b)) => config.allow_exec = b,
+                            ("exec", None) => problems.push("sandbox.exec must be true or false".into()),
+                            (other, _) => problems.push(format!("`sandbox.{other}` is not a known field")),
+                        }
+                    }
+                }
+                _ => problems.push("sandbox must be an object like {\"exec\": true}".into()),
             },
             "include_debug_headers" => match value.as_bool() {
                 Some(b) => config.debug_headers = b,
@@ -188,6 +208,8 @@ impl FnConfig {
             overflow_status: child.overflow_status.or(self.overflow_status),
             debug_headers: child.debug_headers || self.debug_headers,
             warm: child.warm.or(self.warm),
+            strict_fs: child.strict_fs.or(self.strict_fs),
+            allow_exec: child.allow_exec || self.allow_exec,
             idle_ttl_seconds: child.idle_ttl_seconds.or(self.idle_ttl_seconds),
             ignored: child.ignored.clone(),
             ..child.clone()

@@ -208,6 +208,8 @@ mod tests {
             overflow_status: 429,
             debug_headers: false,
             warm: false,
+            strict_fs: true,
+            allow_exec: false,
             idle_ttl_seconds: 0,
             allow_hosts: vec![],
             config_error: None,

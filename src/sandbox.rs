@@ -1,11 +1,12 @@
 //! The kernel sandbox every function worker runs under (DESIGN decision 6): resource limits, a privilege drop when
 //! started as root, no-new-privs, and a seccomp filter that refuses the syscalls a function never needs. Landlock
-//! (filesystem confinement) comes next; see docs/security.md for what is and is not enforced.
+//! (filesystem confinement: read the system and its own folder, write only its tmp, execute only its interpreter)
+//! is built per worker; see docs/security.md for what is and is not enforced.
 //!
 //! Prepare in the parent, apply in the child: `SandboxPolicy` (data) becomes a `PreparedSandbox` (BPF compiled,
 //! limits computed) before the fork, and the child only makes raw syscalls on those values, in this order:
 //! new session → rlimits → (uid/gid dropped by std before our hook) → parent-death signal → parent check →
-//! SIGXFSZ ignored → no-new-privs → seccomp, last, so that nothing above is filtered.
+//! SIGXFSZ ignored → no-new-privs → Landlock → seccomp, last, so that nothing above is filtered.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,6 +39,8 @@ pub struct Entry {
     pub nr: i64,
     pub deny: Deny,
     pub when: When,
+    /// Documentation of the table: docs/security.md must carry it (a test checks).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub why: &'static str,
 }
 
@@ -207,6 +210,133 @@ const ARCH: Option<TargetArch> = None;
 pub enum SandboxError {
     #[error("cannot build the seccomp filter: {0}")]
     Seccomp(String),
+    #[error("cannot build the Landlock ruleset: {0}")]
+    Landlock(String),
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Landlock: what a worker may read, write and execute.
+
+/// The Landlock ABI whose rights fastfn handles (newer kernels are fine; older ones enforce what they know).
+const LANDLOCK_ABI: landlock::ABI = landlock::ABI::V5;
+
+/// System files every runtime reads (the dynamic loader's cache, name resolution, time zone, TLS roots).
+const SYSTEM_READ: &[&str] = &[
+    "/usr", "/lib", "/lib64", "/etc/ld.so.cache", "/etc/localtime", "/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf",
+    "/etc/host.conf", "/etc/gai.conf", "/etc/passwd", "/etc/group", "/etc/services", "/etc/protocols", "/etc/ssl",
+    "/etc/ca-certificates", "/etc/pki", "/sys/devices/system/cpu",
+];
+/// Devices a handler may open for reading and writing.
+const DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];
+/// Never readable by the handler under strict_fs, even in its own folder.
+pub const PROTECTED_FILES: &[&str] = &["fn.env.json", "fn.config.json", "fn.test_events.json"];
+
+/// What one worker may touch.
+pub struct FsPolicy<'a> {
+    pub function_dir: &'a std::path::Path,
+    pub tmp: &'a std::path::Path,
+    pub runtimes_dir: &'a std::path::Path,
+    pub interpreter: &'a std::path::Path,
+    /// `fn.config.json` `"sandbox": {"exec": true}`: may run other programs.
+    pub allow_exec: bool,
+    /// `FN_STRICT_FS` (default on) and not `"strict_fs": false`: its own fn.env.json / fn.config.json are unreadable.
+    pub strict_fs: bool,
+}
+
+/// The highest Landlock ABI the kernel offers (0 = none).
+pub fn landlock_abi() -> i64 {
+    // SAFETY: landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION) only returns a number.
+    let rc = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, 1u32) };
+    rc.max(0)
+}
+
+/// Builds a worker's Landlock ruleset in the parent. `None` when the kernel has no Landlock (best effort).
+pub fn landlock_ruleset(policy: &FsPolicy<'_>) -> Result<Option<std::os::fd::OwnedFd>, SandboxError> {
+    use landlock::{Access, AccessFs, BitFlags, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr};
+    use std::path::PathBuf;
+    let err = |e: &dyn std::fmt::Display| SandboxError::Landlock(e.to_string());
+    let read_dir: BitFlags<AccessFs> = AccessFs::ReadFile | AccessFs::ReadDir;
+    let read_file: BitFlags<AccessFs> = AccessFs::ReadFile.into();
+    // (path, rights if it is a folder, rights if it is a file); missing paths are skipped.
+    let mut rules: Vec<(PathBuf, BitFlags<AccessFs>, BitFlags<AccessFs>)> = Vec::new();
+    for path in SYSTEM_READ {
+        rules.push((PathBuf::from(path), read_dir, read_file));
+    }
+    for path in DEVICES {
+        rules.push((PathBuf::from(path), read_dir, AccessFs::ReadFile | AccessFs::WriteFile));
+    }
+    rules.push((policy.runtimes_dir.to_path_buf(), read_dir, read_file));
+    // The interpreter's own tree (a pyenv or nvm install outside /usr), and the right to execute it.
+    if let Some(prefix) = policy.interpreter.parent().and_then(|bin| bin.parent()).filter(|p| p.parent().is_some()) {
+        rules.push((prefix.to_path_buf(), read_dir, read_file));
+    }
+    let exec: BitFlags<AccessFs> = AccessFs::Execute | AccessFs::ReadFile;
+    rules.push((policy.interpreter.to_path_buf(), exec, exec));
+    for loader in ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1"] {
+        rules.push((PathBuf::from(loader), exec, exec));
+    }
+    if policy.allow_exec {
+        for dir in ["/usr", "/bin", "/sbin"] {
+            rules.push((PathBuf::from(dir), read_dir | AccessFs::Execute, exec));
+        }
+    }
+    // Its own folder: everything in it, or (strict) everything but the protected files, one rule per entry.
+    if policy.strict_fs {
+        rules.push((policy.function_dir.to_path_buf(), AccessFs::ReadDir.into(), read_file));
+        if let Ok(entries) = std::fs::read_dir(policy.function_dir) {
+            for entry in entries.flatten() {
+                if !PROTECTED_FILES.iter().any(|p| entry.file_name() == std::ffi::OsStr::new(p)) {
+                    rules.push((entry.path(), read_dir, read_file));
+                }
+            }
+        }
+    } else {
+        rules.push((policy.function_dir.to_path_buf(), read_dir, read_file));
+    }
+    // Its private tmp: read and write; execute only if it may run programs.
+    let mut tmp_access = AccessFs::from_all(LANDLOCK_ABI);
+    if !policy.allow_exec {
+        tmp_access.remove(AccessFs::Execute);
+    }
+    rules.push((policy.tmp.to_path_buf(), tmp_access, read_file));
+
+    let mut ruleset = Ruleset::default().handle_access(AccessFs::from_all(LANDLOCK_ABI)).map_err(|e| err(&e))?.create().map_err(|e| err(&e))?;
+    for (path, dir_access, file_access) in rules {
+        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        let Ok(fd) = PathFd::new(&path) else { continue };
+        let access = if meta.is_dir() { dir_access } else { file_access };
+        ruleset = ruleset.add_rule(PathBeneath::new(fd, access)).map_err(|e| err(&e))?;
+    }
+    Ok(ruleset.into())
+}
+
+/// `struct landlock_path_beneath_attr` (packed, as the kernel declares it).
+#[repr(C, packed)]
+struct PathBeneathAttr {
+    allowed_access: u64,
+    parent_fd: i32,
+}
+
+/// In the child: adds "read its own /proc/<pid>" (only the child knows its pid), then enforces the ruleset.
+pub fn apply_landlock(ruleset_fd: std::os::fd::RawFd) -> std::io::Result<()> {
+    const READ_FILE: u64 = 1 << 2;
+    const READ_DIR: u64 = 1 << 3;
+    const RULE_PATH_BENEATH: libc::c_long = 1;
+    // SAFETY: open() of a static NUL-terminated path with O_PATH; the fd is closed below.
+    let proc_fd = unsafe { libc::open(c"/proc/self".as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+    if proc_fd >= 0 {
+        let attr = PathBeneathAttr { allowed_access: READ_FILE | READ_DIR, parent_fd: proc_fd };
+        // SAFETY: the kernel copies the attribute struct we pass; both fds are ours.
+        unsafe {
+            libc::syscall(libc::SYS_landlock_add_rule, ruleset_fd, RULE_PATH_BENEATH, &attr as *const PathBeneathAttr, 0u32);
+            libc::close(proc_fd);
+        }
+    }
+    // SAFETY: restricts this (single-threaded, about to exec) process with a ruleset fd we own.
+    if unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset_fd, 0u32) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Compiles the policy into one BPF program per deny action (filters stack; an arch mismatch kills).
@@ -296,11 +426,14 @@ impl PreparedSandbox {
         Ok(())
     }
 
-    /// The last step before exec: no-new-privs, then each seccomp filter.
-    pub fn apply_filters(&self) -> std::io::Result<()> {
+    /// The last steps before exec: no-new-privs, Landlock (when a ruleset was built), then each seccomp filter.
+    pub fn apply_filters(&self, landlock: Option<std::os::fd::RawFd>) -> std::io::Result<()> {
         // SAFETY: prctl with integer arguments only.
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
             return Err(std::io::Error::last_os_error());
+        }
+        if let Some(fd) = landlock {
+            apply_landlock(fd)?;
         }
         for filter in &self.filters {
             seccompiler::apply_filter(filter).map_err(|_| std::io::Error::from_raw_os_error(libc::EPERM))?;
@@ -353,7 +486,7 @@ mod tests {
     fn the_filter_denies_in_a_thread_and_leaves_the_rest_alone() {
         let sandbox = PreparedSandbox::prepare(&Limits::default(), false).expect("prepare");
         let handle = std::thread::spawn(move || {
-            sandbox.apply_filters().expect("apply");
+            sandbox.apply_filters(None).expect("apply");
             let errno = |rc: libc::c_long| if rc == -1 { std::io::Error::last_os_error().raw_os_error() } else { Some(0) };
             // SAFETY: raw syscalls with invalid or harmless arguments; the filter answers before the kernel acts.
             unsafe {

@@ -5,6 +5,8 @@ use std::os::unix::fs::PermissionsExt;
 
 use crate::harness::{http, Stack};
 
+const EXEC_ALLOWED: &str = r#"{"sandbox": {"exec": true}}"#;
+
 /// Copies the hostile interpreter into a folder every user can reach (workers may run as another user).
 fn hostile_interpreter() -> (tempfile::TempDir, String) {
     let dir = tempfile::Builder::new().prefix("ffn-hostile-").tempdir_in("/tmp").expect("temp dir");
@@ -22,7 +24,8 @@ fn broken_worker_replies_are_502_json_and_the_gateway_survives() {
     let modes = ["badlen", "zerolen", "notjson", "array", "badstatus", "badheaders", "badb64", "close", "truncated", "fine"];
     let mut builder = Stack::new().env("FN_PYTHON_BIN", &interpreter);
     for mode in modes {
-        builder = builder.file(&format!("{mode}/handler.py"), "");
+        // The stand-in interpreter is a script: running its `#!` interpreter needs the exec permission.
+        builder = builder.file(&format!("{mode}/handler.py"), "").file(&format!("{mode}/fn.config.json"), EXEC_ALLOWED);
     }
     let stack = builder.start();
     for (mode, error) in [
@@ -48,7 +51,7 @@ fn broken_worker_replies_are_502_json_and_the_gateway_survives() {
 #[test]
 fn worker_headers_are_filtered() {
     let (_keep, interpreter) = hostile_interpreter();
-    let stack = Stack::new().env("FN_PYTHON_BIN", &interpreter).file("headers/handler.py", "").start();
+    let stack = Stack::new().env("FN_PYTHON_BIN", &interpreter).file("headers/handler.py", "").file("headers/fn.config.json", EXEC_ALLOWED).start();
     let response = stack.get("/headers");
     assert_eq!(response.status, 201);
     assert_eq!(response.text(), "made");

@@ -71,3 +71,95 @@ fn resource_attacks_are_contained() {
         eprintln!("skipped the fork bomb: RLIMIT_NPROC applies only when workers run as their own user (as root)");
     }
 }
+
+fn with_innocent() -> crate::harness::StackBuilder {
+    Stack::new().file("innocent/handler.py", "def handler(event):\n    return {'ok': True}\n")
+}
+
+/// URL-encodes a path for the probe's query string.
+fn q(path: &str) -> String {
+    path.bytes().map(|b| if b.is_ascii_alphanumeric() || b"/._-".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+fn fs(stack: &Stack, action: &str, path: &str) -> serde_json::Value {
+    attempt(stack, &format!("{action}&path={}", q(path)))
+}
+
+#[test]
+fn the_filesystem_is_confined_to_the_function_whatever_the_path_spelling() {
+    let outside_dir = tempfile::Builder::new().prefix("ffn-outside-").tempdir_in("/tmp").expect("temp dir");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(outside_dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let outside = outside_dir.path().join("world-readable.txt");
+    std::fs::write(&outside, "public but not yours").expect("write");
+    let stack = with_innocent()
+        .file("probe/handler.py", PROBE)
+        .file("probe/fn.env.json", r#"{"MINE": {"value": "own-secret-value", "is_secret": true}}"#)
+        .file("probe/data.txt", "its own data")
+        .file("sibling/handler.py", "def handler(event):\n    return {}\n")
+        .file("sibling/fn.env.json", r#"{"OTHER": "sibling-secret"}"#)
+        .start();
+    let root = stack.functions.path().display().to_string();
+    let own = format!("{root}/probe");
+    let sibling = format!("{root}/sibling");
+    let eacces = json!("EACCES");
+    assert_eq!(fs(&stack, "read", &format!("{own}/data.txt")), "read 12 bytes", "its own files are readable");
+    for (action, path, why) in [
+        ("read", format!("{sibling}/handler.py"), "a sibling's handler"),
+        ("read", format!("{sibling}/fn.env.json"), "a sibling's env"),
+        ("read", format!("{own}/fn.env.json"), "its own env file (strict_fs)"),
+        ("read", outside.display().to_string(), "a world-readable file outside the allowed paths"),
+        ("read_bytes_path", format!("{sibling}/handler.py"), "bytes paths"),
+        ("read", format!("{own}/../sibling/handler.py"), "`..` spelling"),
+        ("read", format!("/proc/self/root{sibling}/handler.py"), "/proc/self/root spelling"),
+        ("symlink", format!("{sibling}/fn.env.json"), "a symlink it plants"),
+        ("list", root.clone(), "listing the functions root"),
+        ("write", format!("{own}/pwned.txt"), "writing into its own folder"),
+        ("write", outside_dir.path().join("pwned.txt").display().to_string(), "writing outside its tmp"),
+        ("exec", "/usr/bin/id".to_string(), "running another program"),
+    ] {
+        assert_eq!(fs(&stack, action, &path), eacces, "{why}: {action} {path}");
+    }
+    let who = attempt(&stack, "identity");
+    let supervisor = who["ppid"].as_i64().expect("ppid");
+    assert_eq!(fs(&stack, "read", &format!("/proc/{supervisor}/environ")), eacces, "another process's environ");
+    assert!(fs(&stack, "read", "/proc/self/status").as_str().is_some_and(|r| r.starts_with("read")), "its own /proc is readable");
+    let tmp = who["tmp"].as_str().expect("tmp").to_string();
+    assert_eq!(fs(&stack, "write", &format!("{tmp}/scratch")), "written", "its private tmp is writable");
+    assert!(!outside_dir.path().join("pwned.txt").exists());
+    assert!(!stack.functions.path().join("probe/pwned.txt").exists());
+}
+
+#[test]
+fn opt_outs_are_per_function() {
+    let stack = with_innocent()
+        .file("probe/handler.py", PROBE)
+        .file("probe/fn.env.json", r#"{"MINE": "x"}"#)
+        .file("probe/fn.config.json", r#"{"strict_fs": false, "sandbox": {"exec": true}}"#)
+        .start();
+    let own = format!("{}/probe", stack.functions.path().display());
+    assert!(fs(&stack, "read", &format!("{own}/fn.env.json")).as_str().is_some_and(|r| r.starts_with("read")));
+    assert!(fs(&stack, "exec", "/usr/bin/id").as_str().is_some_and(|r| r.contains("uid=")));
+    let health = stack.get("/_fn/health").json();
+    assert_eq!(health["sandbox"]["strict_fs"], true, "{health}");
+}
+
+#[test]
+fn a_worker_cannot_reach_another_workers_socket_or_the_control_socket() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: needs root (workers then run as their own user; as one user, sockets are that user's)");
+        return;
+    }
+    let stack = with_innocent()
+        .file("probe/handler.py", PROBE)
+        .file("sibling/handler.py", "def handler(event):\n    return {}\n")
+        .start();
+    assert_eq!(stack.get("/sibling").status, 200);
+    let run = stack.run_dir();
+    let sibling_socket = std::fs::read_dir(run.join("sock")).expect("sock dir").flatten().map(|e| e.path()).next().expect("a socket");
+    for socket in [sibling_socket, run.join("ctl.sock")] {
+        assert_eq!(fs(&stack, "connect", &socket.display().to_string()), json!("EACCES"), "{}", socket.display());
+    }
+}

@@ -73,6 +73,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
             sandbox: crate::sandbox::PreparedSandbox::prepare(&settings.worker_limits, settings.worker_user.is_some())?,
             user: settings.worker_user.as_ref().map(|u| (u.uid, u.gid)),
             tmp_base: run_dir.worker_tmp.clone(),
+            strict_fs: settings.strict_fs,
         },
         Arc::clone(&catalog),
     );

@@ -16,6 +16,8 @@ pub struct ChildSetup {
     pub listen_fd: Option<RawFd>,
     /// A function worker's sandbox (limits, no-new-privs, seccomp); `None` for nginx, whose master must stay root.
     pub sandbox: Option<std::sync::Arc<crate::sandbox::PreparedSandbox>>,
+    /// The worker's Landlock ruleset (kept open here until the child has applied it).
+    pub landlock: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
 }
 
 /// The fd a worker finds its listening socket on (`FN_WORKER_LISTEN_FD`).
@@ -23,11 +25,20 @@ pub const WORKER_LISTEN_FD: RawFd = 3;
 
 impl ChildSetup {
     pub fn new(listen_fd: Option<RawFd>) -> ChildSetup {
-        ChildSetup { parent: std::process::id() as libc::pid_t, listen_fd, sandbox: None }
+        ChildSetup { parent: std::process::id() as libc::pid_t, listen_fd, sandbox: None, landlock: None }
     }
 
-    pub fn sandboxed(listen_fd: RawFd, sandbox: std::sync::Arc<crate::sandbox::PreparedSandbox>) -> ChildSetup {
-        ChildSetup { parent: std::process::id() as libc::pid_t, listen_fd: Some(listen_fd), sandbox: Some(sandbox) }
+    pub fn sandboxed(
+        listen_fd: RawFd,
+        sandbox: std::sync::Arc<crate::sandbox::PreparedSandbox>,
+        landlock: Option<std::os::fd::OwnedFd>,
+    ) -> ChildSetup {
+        ChildSetup {
+            parent: std::process::id() as libc::pid_t,
+            listen_fd: Some(listen_fd),
+            sandbox: Some(sandbox),
+            landlock: landlock.map(std::sync::Arc::new),
+        }
     }
 
     /// Installs the steps on `command`. The child leads its own process group (a sandboxed one its own session).
@@ -84,7 +95,7 @@ impl ChildSetup {
             // across exec.
             // SAFETY: signal() with a constant disposition.
             unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
-            sandbox.apply_filters()?;
+            sandbox.apply_filters(self.landlock.as_deref().map(std::os::fd::AsRawFd::as_raw_fd))?;
         }
         Ok(())
     }

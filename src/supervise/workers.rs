@@ -39,6 +39,8 @@ pub struct WorkerEnv {
     pub user: Option<(u32, u32)>,
     /// Parent of each worker's private temp dir (`TMPDIR`, `HOME`).
     pub tmp_base: PathBuf,
+    /// `FN_STRICT_FS`.
+    pub strict_fs: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -202,7 +204,16 @@ impl Workers {
             // std changes gid, clears supplementary groups and changes uid in the child, before our hook runs.
             command.uid(uid).gid(gid);
         }
-        ChildSetup::sandboxed(listener.as_raw_fd(), Arc::clone(&self.env.sandbox)).apply(&mut command);
+        let landlock = crate::sandbox::landlock_ruleset(&crate::sandbox::FsPolicy {
+            function_dir: &function.dir,
+            tmp: &tmp,
+            runtimes_dir: &self.env.runtimes_dir,
+            interpreter: &interpreter,
+            allow_exec: function.allow_exec,
+            strict_fs: self.env.strict_fs && function.strict_fs,
+        })
+        .map_err(|e| e.to_string())?;
+        ChildSetup::sandboxed(listener.as_raw_fd(), Arc::clone(&self.env.sandbox), landlock).apply(&mut command);
         let mut child = command.spawn().map_err(|e| format!("cannot start `{}`: {e}", interpreter.display()))?;
         // Our copy of the listening socket must close, so that a dead worker means "connection refused".
         drop(listener);
@@ -332,7 +343,8 @@ impl Workers {
             "no_new_privs": true,
             "rlimits": true,
             "user": self.env.user.map(|(uid, _)| uid),
-            "landlock": "not enforced by this build",
+            "landlock_abi": crate::sandbox::landlock_abi(),
+            "strict_fs": self.env.strict_fs,
         })
     }
 

@@ -14,6 +14,44 @@ def syscall(nr, *args):
     return 0 if rc != -1 else ctypes.get_errno()
 
 
+def errname(exc):
+    return errno.errorcode.get(exc.errno, str(exc.errno))
+
+
+def fs_attempt(name, path):
+    try:
+        if name == "read":
+            with open(path, "rb") as f:
+                return "read %d bytes" % len(f.read())
+        if name == "read_bytes_path":
+            with open(os.fsencode(path), "rb") as f:
+                return "read %d bytes" % len(f.read())
+        if name == "list":
+            return "listed %d entries" % len(os.listdir(path))
+        if name == "write":
+            with open(path, "w") as f:
+                f.write("pwned")
+            return "written"
+        if name == "symlink":
+            link = os.path.join(os.environ["TMPDIR"], "planted")
+            if os.path.lexists(link):
+                os.remove(link)
+            os.symlink(path, link)
+            with open(link, "rb") as f:
+                return "read %d bytes" % len(f.read())
+        if name == "exec":
+            import subprocess
+            return subprocess.run([path], capture_output=True, timeout=5).stdout.decode()
+        if name == "connect":
+            import socket
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(path)
+            return "connected"
+    except OSError as exc:
+        return errname(exc)
+    return "unknown attempt"
+
+
 def attempt(name):
     if name == "ptrace":
         return syscall(SYS["ptrace"], 16, os.getppid(), 0, 0)  # PTRACE_ATTACH to the supervisor
@@ -89,9 +127,15 @@ def attempt(name):
             "limits": limits,
             "env": dict(os.environ),
             "sid_is_self": os.getsid(0) == os.getpid(),
+            "ppid": os.getppid(),
+            "tmp": os.environ.get("TMPDIR"),
+            "cwd": os.getcwd(),
         }
     return "unknown attempt"
 
 
 def handler(event):
-    return {"result": attempt(event["query"].get("try", ""))}
+    query = event["query"]
+    if "path" in query:
+        return {"result": fs_attempt(query.get("try", ""), query["path"])}
+    return {"result": attempt(query.get("try", ""))}
