@@ -163,3 +163,40 @@ fn a_worker_cannot_reach_another_workers_socket_or_the_control_socket() {
         assert_eq!(fs(&stack, "connect", &socket.display().to_string()), json!("EACCES"), "{}", socket.display());
     }
 }
+
+#[test]
+fn node_handlers_are_confined_the_same_way() {
+    let stack = with_innocent()
+        .file("probe/index.js", include_str!("hostile/probe.js"))
+        .file("sibling/handler.py", "def handler(event):\n    return {}\n")
+        .file("sibling/fn.env.json", r#"{"OTHER": "sibling-secret"}"#)
+        .start();
+    let root = stack.functions.path().display().to_string();
+    let sibling = format!("{root}/sibling");
+    let node = |action: &str, path: &str| -> serde_json::Value {
+        let r = stack.get(&format!("/probe?try={action}&path={}", q(path)));
+        assert_eq!(r.status, 200, "{action} {path}: {}", r.text());
+        assert_eq!(stack.get("/innocent").status, 200);
+        r.json()["result"].clone()
+    };
+    for action in ["read", "read_buffer", "read_url"] {
+        assert_eq!(node(action, &format!("{sibling}/fn.env.json")), "EACCES", "{action}");
+    }
+    assert_eq!(node("list", &root), "EACCES");
+    assert_eq!(node("write", &format!("{root}/probe/pwned.js")), "EACCES");
+    assert_eq!(node("exec", "/usr/bin/id"), "EACCES");
+    let ppid = stack.get("/probe?try=none").json()["ppid"].as_i64().expect("ppid");
+    assert_eq!(node("read", &format!("/proc/{ppid}/environ")), "EACCES");
+}
+
+#[test]
+fn a_cpu_spin_is_stopped_at_the_timeout_and_the_worker_replaced() {
+    let stack = with_innocent()
+        .file("probe/index.js", include_str!("hostile/probe.js"))
+        .file("probe/fn.config.json", r#"{"timeout_ms": 500}"#)
+        .start();
+    let spin = stack.get("/probe?try=spin");
+    assert_eq!(spin.status, 504, "{}", spin.text());
+    assert_eq!(stack.get("/innocent").status, 200, "the innocent function answers during and after");
+    assert!(crate::harness::wait_until(std::time::Duration::from_secs(5), || stack.get("/probe?try=none").status == 200), "a fresh worker serves");
+}
