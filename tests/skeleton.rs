@@ -285,3 +285,43 @@ fn walkdir(root: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+#[test]
+fn a_sigkilled_supervisor_leaves_no_process_and_the_next_start_succeeds() {
+    let mut stack = hello_stack();
+    assert_eq!(stack.get("/hello-py").status, 200);
+    assert_eq!(stack.get("/hello-node").status, 200);
+    let tree = procs::descendants(stack.pid());
+    assert!(tree.len() >= 5, "{tree:?}");
+    stack.child.kill().expect("SIGKILL the supervisor");
+    let _ = stack.child.wait();
+    assert!(
+        wait_until(Duration::from_secs(5), || tree.iter().all(|p| !procs::alive(*p))),
+        "left behind: {:?}",
+        tree.iter().filter(|p| procs::alive(**p)).map(|p| procs::command_line(*p)).collect::<Vec<_>>()
+    );
+    // The same address and run dir start again at once: the lock died with the process, stale sockets are cleaned.
+    let output = std::process::Command::new(crate::harness::FASTFN)
+        .args(["dev", "--native"])
+        .arg(stack.functions.path())
+        .args(["--listen", &format!("127.0.0.1:{}", stack.port), "--run-dir"])
+        .arg(stack.work.path().join("run"))
+        .arg("--ready-file")
+        .arg(stack.work.path().join("ready2.json"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start again");
+    let mut second = output;
+    let ready = wait_until(Duration::from_secs(15), || stack.work.path().join("ready2.json").exists());
+    let answered = ready && stack.get("/hello-py").status == 200;
+    let second_tree = procs::descendants(second.id());
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(second.id() as i32), Signal::SIGTERM);
+    let _ = second.wait();
+    for pid in second_tree {
+        if procs::alive(pid) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+    }
+    assert!(answered, "the next start on the same port did not serve");
+}

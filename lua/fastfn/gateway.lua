@@ -186,6 +186,46 @@ function _M.init(opts)
     mode = settings.mode
 end
 
+-- Whether this nginx worker's master is gone (its parent changed): with the supervisor SIGKILLed, the master dies by
+-- its parent-death signal, but nginx workers would live on, holding the port. Without the FFI, never.
+local master_gone
+do
+    local ok, ffi = pcall(require, "ffi")
+    if ok then
+        pcall(ffi.cdef, "int getppid(void);")
+        local C = ffi.C
+        local master
+        master_gone = function()
+            local ppid = C.getppid()
+            master = master or ppid
+            return ppid ~= master
+        end
+    else
+        master_gone = function()
+            return false
+        end
+    end
+end
+
+local function watch_master(premature)
+    if premature then
+        return
+    end
+    if master_gone() then
+        ngx.log(ngx.WARN, "fastfn: the nginx master is gone (the supervisor was killed): this worker exits")
+        os.exit(1)
+    end
+end
+
+--- init_worker_by_lua: remembers the master and checks once a second that it is still there.
+function _M.init_worker()
+    master_gone()
+    local ok, err = ngx.timer.every(1, watch_master)
+    if not ok then
+        ngx.log(ngx.ERR, "fastfn: cannot start the master watch: ", err)
+    end
+end
+
 --- log_by_lua of `location /`: gives back the request's concurrency slot and counts it for /_fn/metrics.
 function _M.log()
     local ctx = ngx.ctx
