@@ -504,3 +504,59 @@ class TestProcess(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestPeerCheck(unittest.TestCase):
+    """FN_ALLOWED_PEER_UIDS: a connection from any other uid is closed unanswered (SO_PEERCRED)."""
+
+    def test_allowed_peer_is_served(self):
+        worker = Worker(HANDLERS, extra_env={"FN_ALLOWED_PEER_UIDS": f"{os.getuid()},12345"})
+        try:
+            self.assertEqual(worker.request({"op": "ping"})["op"], "pong")
+        finally:
+            worker.stop()
+
+    def test_other_peers_are_closed_unanswered(self):
+        other = 54321 if os.getuid() != 54321 else 54322
+        worker = Worker.__new__(Worker)
+        # Worker() waits for a ping answer, which this worker must never give: start it by hand.
+        worker.dir = tempfile.mkdtemp(prefix="fastfn-pyworker-")
+        worker.fn_dir = os.path.join(worker.dir, "fn")
+        os.mkdir(worker.fn_dir)
+        worker.handler_path = os.path.join(worker.fn_dir, "handler.py")
+        with open(worker.handler_path, "w", encoding="utf-8") as f:
+            f.write(HANDLERS)
+        worker.sock_path = os.path.join(worker.dir, "worker.sock")
+        worker.stdout_path = os.path.join(worker.dir, "stdout")
+        worker.stderr_path = os.path.join(worker.dir, "stderr")
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "FN_HANDLER_PATH": worker.handler_path,
+            "FN_FUNCTION_DIR": worker.fn_dir,
+            "FN_ALLOWED_PEER_UIDS": str(other),
+        }
+        with open(worker.stdout_path, "wb") as out, open(worker.stderr_path, "wb") as err:
+            worker.proc = subprocess.Popen(
+                [PYTHON, LAUNCHER, worker.sock_path, "--", PYTHON, WORKER], env=env, cwd=worker.fn_dir,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+            )
+        try:
+            deadline = time.monotonic() + DEADLINE
+            answered = None
+            while time.monotonic() < deadline:
+                try:
+                    sock = worker.connect()
+                except OSError:
+                    time.sleep(0.02)  # not listening yet
+                    continue
+                with sock:
+                    try:
+                        sock.sendall(encode_frame({"op": "ping"}))
+                        answered = sock.recv(4)
+                    except ConnectionResetError:
+                        answered = b""  # closed with our frame unread: a reset, not an answer
+                break
+            self.assertEqual(answered, b"", "the worker closed the connection without answering")
+            self.assertIsNone(worker.proc.poll(), "and kept running")
+        finally:
+            worker.stop()

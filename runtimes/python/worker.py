@@ -349,6 +349,29 @@ class ConnState:
                 self._loop.close()
 
 
+def allowed_peer_uids():
+    # The supervisor names the uids allowed to call this worker (the gateway's and its own): Landlock does not govern
+    # connect() to a unix socket, so the worker checks who is on the other end (SO_PEERCRED).
+    text = os.environ.get("FN_ALLOWED_PEER_UIDS", "")
+    try:
+        return frozenset(int(u) for u in text.split(",") if u.strip())
+    except ValueError:
+        return frozenset()
+
+
+PEERCRED = struct.Struct("3i")
+
+
+def peer_allowed(conn, allowed):
+    if not allowed:
+        return True
+    try:
+        _pid, uid, _gid = PEERCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEERCRED.size))
+    except OSError:
+        return False
+    return uid in allowed
+
+
 def accept_loop(listener, worker, idle_ttl):
     # The main thread waits in poll() on the listener and a signal wake-up pipe: a SIGTERM delivered to any thread
     # writes to the pipe, so the main thread wakes and runs the Python-level handler at once.
@@ -377,6 +400,9 @@ def accept_loop(listener, worker, idle_ttl):
             if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                 time.sleep(0.05)  # out of descriptors: don't spin; the gateway will retry
             continue
+        if not peer_allowed(conn, ALLOWED_PEERS):
+            conn.close()
+            continue
         threading.Thread(target=worker.serve_connection, args=(conn,), daemon=True).start()
 
 
@@ -400,6 +426,9 @@ def make_undumpable():
         ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
     except (OSError, AttributeError):
         pass
+
+
+ALLOWED_PEERS = allowed_peer_uids()
 
 
 def main():

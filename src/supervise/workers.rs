@@ -187,6 +187,7 @@ impl Workers {
             .env("FN_HANDLER_PATH", &function.entry)
             .env("FN_HANDLER_NAME", &function.handler)
             .env("FN_MODE", self.env.mode.as_str())
+            .env("FN_ALLOWED_PEER_UIDS", self.allowed_peers())
             // A cold-started worker stops by itself once idle that long; a warm one never does.
             .env("FN_IDLE_TTL_SECONDS", if function.warm { 0 } else { function.idle_ttl_seconds }.to_string())
             // Run state never goes into the functions folder: no __pycache__ next to handlers.
@@ -334,6 +335,15 @@ impl Workers {
             }
         }
         failed
+    }
+
+    /// Who may connect to a worker: the gateway's user and the supervisor's (for its ping).
+    fn allowed_peers(&self) -> String {
+        let me = nix::unistd::Uid::effective().as_raw();
+        match self.env.socket_owner {
+            Some(gateway) if gateway != me => format!("{gateway},{me}"),
+            _ => me.to_string(),
+        }
     }
 
     /// What the workers run under, for `status` and the trusted health snapshot.
