@@ -29,6 +29,8 @@ pub mod env {
     pub const FORCE_URL: &str = "FN_FORCE_URL";
     pub const USER: &str = "FN_USER";
     pub const STRICT_FS: &str = "FN_STRICT_FS";
+    pub const ZERO_CONFIG_IGNORE_DIRS: &str = "FN_ZERO_CONFIG_IGNORE_DIRS";
+    pub const RUNTIMES: &str = "FN_RUNTIMES";
     pub const WORKER_MAX_DATA_MB: &str = "FN_WORKER_MAX_DATA_MB";
     pub const WORKER_MAX_OPEN_FILES: &str = "FN_WORKER_MAX_OPEN_FILES";
     pub const WORKER_MAX_PROCESSES: &str = "FN_WORKER_MAX_PROCESSES";
@@ -84,6 +86,10 @@ pub struct Settings {
     pub worker_limits: crate::sandbox::Limits,
     /// `FN_STRICT_FS` (default on): workers cannot read their own fn.env.json / fn.config.json.
     pub strict_fs: bool,
+    /// `FN_ZERO_CONFIG_IGNORE_DIRS`: folder names discovery skips.
+    pub extra_ignore_dirs: Vec<String>,
+    /// `FN_RUNTIMES`: the runtimes whose functions are published (`None` = all this build runs).
+    pub runtimes: Option<Vec<crate::types::Runtime>>,
 }
 
 /// Reads an environment variable, treating empty as unset.
@@ -161,6 +167,19 @@ impl Settings {
         let openapi_include_internal = flag(env::OPENAPI_INCLUDE_INTERNAL, &mut problems);
         let force_url = flag(env::FORCE_URL, &mut problems);
         let strict_fs = env_var(env::STRICT_FS).is_none() || flag(env::STRICT_FS, &mut problems);
+        let extra_ignore_dirs: Vec<String> =
+            env_var(env::ZERO_CONFIG_IGNORE_DIRS).map(|v| v.split(',').map(str::trim).filter(|d| !d.is_empty() && !d.contains(['/', '\\'])).map(String::from).collect()).unwrap_or_default();
+        let runtimes = env_var(env::RUNTIMES).map(|list| {
+            let mut runtimes = Vec::new();
+            for name in list.split(',').map(|r| r.trim().to_ascii_lowercase()).filter(|r| !r.is_empty()) {
+                match crate::types::Runtime::from_name(&name) {
+                    Some(r) if r.is_supported() => runtimes.push(r),
+                    Some(r) => problems.push(format!("{}: this build cannot run `{r}` functions yet", env::RUNTIMES)),
+                    None => problems.push(format!("{}: `{name}` is not a runtime (python, node, php, lua, go, rust)", env::RUNTIMES)),
+                }
+            }
+            runtimes
+        });
         let builtin_limits = crate::sandbox::Limits::default();
         let worker_limits = crate::sandbox::Limits {
             data_bytes: number(env::WORKER_MAX_DATA_MB, 16, builtin_limits.data_bytes >> 20, &mut problems) << 20,
@@ -208,6 +227,8 @@ impl Settings {
             worker_user,
             worker_limits,
             strict_fs,
+            extra_ignore_dirs,
+            runtimes,
         })
     }
 }

@@ -99,10 +99,14 @@ pub enum DiscoverError {
 }
 
 /// Switches that change discovery for the whole folder.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// `FN_FORCE_URL`: config routes replace file routes on the same path.
     pub force_url: bool,
+    /// `FN_ZERO_CONFIG_IGNORE_DIRS`: more folder names to skip (the root fn.config.json can add more).
+    pub ignore_dirs: Vec<String>,
+    /// `FN_RUNTIMES`: only these runtimes' functions are published (`None` = every runtime this build runs).
+    pub runtimes: Option<Vec<Runtime>>,
 }
 
 /// Discovers every function under `root` (an absolute path) with default options.
@@ -119,9 +123,14 @@ pub fn discover_with(root: &Path, options: Options) -> Result<Discovery, Discove
     }
     fs::read_dir(root).map_err(|source| DiscoverError::Read { path: root.to_path_buf(), source })?;
 
-    let mut table = RouteTable { force_url: options.force_url, ..RouteTable::default() };
+    let mut table = RouteTable { force_url: options.force_url, runtimes: options.runtimes.clone(), ..RouteTable::default() };
+    table.ignore_dirs = options.ignore_dirs.iter().map(|d| d.to_ascii_lowercase()).collect();
+    if let Ok(root_config) = table.config(root) {
+        table.ignore_dirs.extend(root_config.ignore_dirs.iter().map(|d| d.to_ascii_lowercase()));
+    }
     walk_zero_config(root, root, &[], 0, false, &mut table);
-    for runtime in Runtime::ALL {
+    let enabled: Vec<Runtime> = Runtime::ALL.into_iter().filter(|r| table.enabled(*r)).collect();
+    for runtime in enabled {
         let dir = root.join(runtime.as_str());
         if dir.is_dir() {
             walk_runtime_dir(root, runtime, &dir, &[], 1, &mut table);
@@ -134,6 +143,10 @@ pub fn discover_with(root: &Path, options: Options) -> Result<Discovery, Discove
 struct RouteTable {
     /// `FN_FORCE_URL`: every config route wins over file routes.
     force_url: bool,
+    /// Folder names skipped besides the built-in ones (lower case).
+    ignore_dirs: Vec<String>,
+    /// `FN_RUNTIMES`.
+    runtimes: Option<Vec<Runtime>>,
     /// Each folder's fn.config.json, read once, or why it is invalid.
     configs: BTreeMap<PathBuf, Result<FnConfig, String>>,
     functions: BTreeMap<String, Function>,
@@ -300,6 +313,17 @@ fn is_ignored_dir(name: &str) -> bool {
     name.starts_with('.') || IGNORED_DIRS.iter().any(|d| d.eq_ignore_ascii_case(name))
 }
 
+impl RouteTable {
+    fn ignores(&self, name: &str) -> bool {
+        is_ignored_dir(name) || self.ignore_dirs.iter().any(|d| d.eq_ignore_ascii_case(name))
+    }
+
+    /// Whether functions of this runtime are published (`FN_RUNTIMES`).
+    fn enabled(&self, runtime: Runtime) -> bool {
+        self.runtimes.as_ref().is_none_or(|list| list.contains(&runtime))
+    }
+}
+
 fn walk_zero_config(root: &Path, dir: &Path, segments: &[String], depth: usize, mixed: bool, table: &mut RouteTable) {
     let (files, dirs) = sorted_entries(dir, table);
     // The root manifest registers before anything else; a manifest folder below the root is a leaf.
@@ -340,7 +364,7 @@ fn walk_zero_config(root: &Path, dir: &Path, segments: &[String], depth: usize, 
         return;
     }
     for (name, path) in &dirs {
-        if is_ignored_dir(name) || (depth == 0 && Runtime::from_name(name).is_some()) {
+        if table.ignores(name) || (depth == 0 && Runtime::from_name(name).is_some()) {
             continue;
         }
         // An explicit function's version folders were registered with it.
@@ -395,6 +419,9 @@ fn add_file_route(root: &Path, dir_segments: &[String], file: &str, path: &Path,
         table.warnings.push(format!("`{rel}` is a {runtime} function, which this build cannot run yet"));
         return;
     }
+    if !table.enabled(runtime) {
+        return;
+    }
     let mut segments = Vec::new();
     for seg in dir_segments {
         match normalize_segment(seg) {
@@ -432,7 +459,7 @@ fn add_file_route(root: &Path, dir_segments: &[String], file: &str, path: &Path,
 fn walk_runtime_dir(root: &Path, runtime: Runtime, dir: &Path, namespace: &[String], depth: usize, table: &mut RouteTable) {
     let (_, dirs) = sorted_entries(dir, table);
     for (name, path) in dirs {
-        if is_ignored_dir(&name) || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        if table.ignores(&name) || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
             continue;
         }
         let mut ns = namespace.to_vec();
@@ -482,6 +509,9 @@ struct FunctionFolder<'a> {
 
 fn register_function(root: &Path, folder: FunctionFolder<'_>, config: Result<FnConfig, String>, table: &mut RouteTable) {
     let FunctionFolder { runtime, name, dir, entry, runtime_grouped } = folder;
+    if !table.enabled(runtime) {
+        return;
+    }
     if !runtime.is_supported() {
         table.warnings.push(format!("`{}` is a {runtime} function, which this build cannot run yet", dir.display()));
         return;
@@ -1086,7 +1116,7 @@ mod tests {
         let forced_by_config = table_with(&[("get.items.js", ""), ("python/items/handler.py", ""), ("python/items/fn.config.json", r#"{"force-url":true}"#)]);
         assert_eq!(forced_by_config, vec!["GET /items -> python:items", "GET /items/:wildcard* -> python:items"]);
         let dir = tree(&["get.items.js", "python/items/handler.py"]);
-        let forced = discover_with(dir.path(), Options { force_url: true }).expect("discovers");
+        let forced = discover_with(dir.path(), Options { force_url: true, ..Options::default() }).expect("discovers");
         assert!(rows(&forced).contains(&"GET /items -> python:items".to_string()));
     }
 
@@ -1123,6 +1153,15 @@ mod tests {
         assert_eq!(methods("/api/b"), [Method::Get, Method::Post].into_iter().collect());
         assert_eq!(methods("/api/a"), [Method::Get].into_iter().collect());
         assert_eq!(methods("/api/v1/d"), [Method::Get].into_iter().collect(), "methods are not inherited");
+    }
+
+    #[test]
+    fn extra_ignored_folders_and_enabled_runtimes() {
+        let dir = tree(&["build/get.x.js", "gen/get.y.py", "keep/get.z.js", "node/svc/handler.js", "python/api/handler.py"]);
+        fs::write(dir.path().join("fn.config.json"), r#"{"zero_config": {"ignore_dirs": ["build"]}}"#).expect("write");
+        let options = Options { ignore_dirs: vec!["GEN".into()], runtimes: Some(vec![Runtime::Node]), ..Options::default() };
+        let found = discover_with(dir.path(), options).expect("discovers");
+        assert_eq!(rows(&found), vec!["GET /keep/z -> node:keep/get.z.js", "GET /svc -> node:svc", "GET /svc/:wildcard* -> node:svc"]);
     }
 
     #[test]

@@ -17,8 +17,8 @@ pub const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Fields of upstream's fn.config.json that this build reads but does not apply yet.
 const NOT_APPLIED_YET: &[&str] = &[
-    "group", "version", "schedule", "shared_deps", "edge", "home", "assets", "zero_config",
-    "zero_config_ignore_dirs", "response", "description",
+    "group", "version", "schedule", "shared_deps", "edge", "home", "assets", "response", "description", "discovery",
+    "routing",
 ];
 const INVOKE_NOT_APPLIED_YET: &[&str] = &["adapter", "summary", "query", "body", "content_type", "default_method"];
 const FORCE_URL_KEYS: &[&str] = &["force-url", "force_url", "forceUrl"];
@@ -44,6 +44,8 @@ pub struct FnConfig {
     /// `worker_pool.min_warm > 0` or `keep_warm.enabled`: started with the stack, restarted when it exits, counted
     /// by readiness and health.
     pub warm: Option<bool>,
+    /// Root only: `zero_config.ignore_dirs` / `zero_config_ignore_dirs`, more folder names discovery skips.
+    pub ignore_dirs: Vec<String>,
     /// `"strict_fs": false` opts the function out of the protected-file rule (visible in status).
     pub strict_fs: Option<bool>,
     /// `"sandbox": {"exec": true}`: the handler may run other programs.
@@ -99,6 +101,11 @@ pub fn validate(map: &Map<String, Value>) -> Result<FnConfig, Vec<String>> {
                 Some(n) => config.max_concurrency = Some(n),
                 None => problems.push("max_concurrency must be a whole number ≥ 0 (0 = unlimited)".into()),
             },
+            "zero_config" => match value.get("ignore_dirs") {
+                Some(list) => read_ignore_dirs("zero_config.ignore_dirs", list, &mut config, &mut problems),
+                None => problems.push("zero_config must be an object like {\"ignore_dirs\": [\"build\"]}".into()),
+            },
+            "zero_config_ignore_dirs" => read_ignore_dirs(key, value, &mut config, &mut problems),
             "strict_fs" => match value.as_bool() {
                 Some(b) => config.strict_fs = Some(b),
                 None => problems.push("strict_fs must be true or false".into()),
@@ -276,6 +283,24 @@ pub fn normalize_route(raw: &str) -> Result<String, String> {
         return Err("is reserved for fastfn".into());
     }
     Ok(route)
+}
+
+fn read_ignore_dirs(key: &str, value: &Value, config: &mut FnConfig, problems: &mut Vec<String>) {
+    let items: Vec<&str> = match value {
+        Value::String(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).collect(),
+        Value::Array(a) if a.iter().all(Value::is_string) => a.iter().filter_map(Value::as_str).collect(),
+        _ => {
+            problems.push(format!("{key} must be an array of folder names"));
+            return;
+        }
+    };
+    for item in items {
+        if item.contains(['/', '\\']) || item.is_empty() {
+            problems.push(format!("{key}: `{item}` must be a folder name, not a path"));
+        } else {
+            config.ignore_dirs.push(item.to_string());
+        }
+    }
 }
 
 fn read_keep_warm(keep: &Map<String, Value>, config: &mut FnConfig, problems: &mut Vec<String>) {

@@ -314,7 +314,11 @@ fn tail_lines(path: &std::path::Path, count: usize, keep: impl Fn(&str) -> bool)
 /// last good version.
 pub fn prepare(settings: &Settings, run_dir: &RunDir, previous: Option<&Catalog>) -> anyhow::Result<Prepared> {
     let gateway_gid = settings.gateway_user.as_ref().map(|u| u.gid);
-    let found = discover::discover_with(&settings.functions_root, discover::Options { force_url: settings.force_url })?;
+    let found = discover::discover_with(&settings.functions_root, discover::Options {
+            force_url: settings.force_url,
+            ignore_dirs: settings.extra_ignore_dirs.clone(),
+            runtimes: settings.runtimes.clone(),
+        })?;
     let mut warnings = found.warnings.clone();
     let mut catalog = Catalog::build(&settings.functions_root, &found, &run_dir.sockets, &settings.defaults);
     if let Some(previous) = previous {
