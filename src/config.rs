@@ -48,9 +48,10 @@ pub enum ConfigError {
     Invalid(Vec<String>),
 }
 
-/// A user the gateway (nginx workers) runs as when fastfn starts as root.
+/// An unprivileged user fastfn switches to when it starts as root: the gateway's (nginx workers) or FN_USER (function
+/// workers).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GatewayUser {
+pub struct ServiceUser {
     pub name: String,
     pub group: String,
     pub uid: u32,
@@ -68,7 +69,7 @@ pub struct Settings {
     pub python_bin: Option<String>,
     pub node_bin: Option<String>,
     /// Set when running as root: nginx workers drop to this user, and sockets are made for it.
-    pub gateway_user: Option<GatewayUser>,
+    pub gateway_user: Option<ServiceUser>,
     pub nginx_workers: String,
     pub cold_start_timeout_ms: u64,
     /// Limits for functions without their own (`FN_DEFAULT_*`).
@@ -81,7 +82,7 @@ pub struct Settings {
     /// `FN_FORCE_URL`: every function's config routes win over file routes on the same path.
     pub force_url: bool,
     /// Set when running as root: function workers drop to this user (`FN_USER`, default `fastfn`).
-    pub worker_user: Option<GatewayUser>,
+    pub worker_user: Option<ServiceUser>,
     /// Resource limits of every function worker (`FN_WORKER_MAX_*`).
     pub worker_limits: crate::sandbox::Limits,
     /// `FN_STRICT_FS` (default on): workers cannot read their own fn.env.json / fn.config.json.
@@ -140,28 +141,9 @@ impl Settings {
         };
 
         let as_root = nix::unistd::Uid::effective().is_root();
-        let gateway_user = if as_root {
-            match find_gateway_user(env_var(env::GATEWAY_USER).as_deref()) {
-                Ok(user) => Some(user),
-                Err(e) => {
-                    problems.push(e);
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        let worker_user = if as_root {
-            match find_worker_user(env_var(env::USER).as_deref()) {
-                Ok(user) => Some(user),
-                Err(e) => {
-                    problems.push(e);
-                    None
-                }
-            }
-        } else {
-            None
-        };
+        // Only root switches users: nginx workers to the gateway's, function workers to FN_USER.
+        let gateway_user = if as_root { noted(find_gateway_user(env_var(env::GATEWAY_USER).as_deref()), &mut problems) } else { None };
+        let worker_user = if as_root { noted(find_worker_user(env_var(env::USER).as_deref()), &mut problems) } else { None };
 
         let guard = guard::from_env(&env_var, &mut problems);
         let openapi_include_internal = flag(env::OPENAPI_INCLUDE_INTERNAL, &mut problems);
@@ -288,13 +270,21 @@ fn default_run_base() -> PathBuf {
     std::env::temp_dir().join(format!("fastfn-{uid}"))
 }
 
+/// Keeps a value, or records why there is none.
+fn noted<T>(result: Result<T, String>, problems: &mut Vec<String>) -> Option<T> {
+    result.map_err(|e| problems.push(e)).ok()
+}
+
+/// A user and its primary group, by name.
+fn lookup_user(name: &str) -> Option<ServiceUser> {
+    let user = nix::unistd::User::from_name(name).ok().flatten()?;
+    let group = nix::unistd::Group::from_gid(user.gid).ok().flatten().map(|g| g.name).unwrap_or_else(|| user.gid.to_string());
+    Some(ServiceUser { name: user.name, group, uid: user.uid.as_raw(), gid: user.gid.as_raw() })
+}
+
 /// The user function workers run as when fastfn starts as root: `FN_USER`, else `fastfn`, else `nobody` (warned).
-fn find_worker_user(wanted: Option<&str>) -> Result<GatewayUser, String> {
-    let lookup = |name: &str| -> Option<GatewayUser> {
-        let user = nix::unistd::User::from_name(name).ok().flatten()?;
-        let group = nix::unistd::Group::from_gid(user.gid).ok().flatten().map(|g| g.name).unwrap_or_else(|| user.gid.to_string());
-        Some(GatewayUser { name: user.name, group, uid: user.uid.as_raw(), gid: user.gid.as_raw() })
-    };
+fn find_worker_user(wanted: Option<&str>) -> Result<ServiceUser, String> {
+    let lookup = lookup_user;
     match wanted {
         Some(name) => {
             let user = lookup(name).ok_or_else(|| format!("{} `{name}` is not a user on this system", env::USER))?;
@@ -315,16 +305,13 @@ fn find_worker_user(wanted: Option<&str>) -> Result<GatewayUser, String> {
     }
 }
 
-fn find_gateway_user(wanted: Option<&str>) -> Result<GatewayUser, String> {
+fn find_gateway_user(wanted: Option<&str>) -> Result<ServiceUser, String> {
     let candidates: Vec<&str> = match wanted {
         Some(name) => vec![name],
         None => vec!["www-data", "nobody"],
     };
-    for name in &candidates {
-        if let Ok(Some(user)) = nix::unistd::User::from_name(name) {
-            let group = nix::unistd::Group::from_gid(user.gid).ok().flatten().map(|g| g.name).unwrap_or_else(|| user.gid.to_string());
-            return Ok(GatewayUser { name: user.name, group, uid: user.uid.as_raw(), gid: user.gid.as_raw() });
-        }
+    if let Some(user) = candidates.iter().find_map(|name| lookup_user(name)) {
+        return Ok(user);
     }
     Err(match wanted {
         Some(name) => format!("{} `{name}` is not a user on this system", env::GATEWAY_USER),

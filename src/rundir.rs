@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::config::GatewayUser;
+use crate::config::ServiceUser;
 
 /// `sun_path` holds 108 bytes including the terminating NUL.
 pub const MAX_SOCKET_PATH: usize = 107;
@@ -66,7 +66,7 @@ impl RunDir {
     }
 
     /// Creates (or takes over a stale) run dir for the instance listening on `listen`.
-    pub fn create(base: &Path, listen: SocketAddr, gateway: Option<&GatewayUser>) -> Result<RunDir, RunDirError> {
+    pub fn create(base: &Path, listen: SocketAddr, gateway: Option<&ServiceUser>) -> Result<RunDir, RunDirError> {
         let me = nix::unistd::Uid::effective().as_raw();
         make_dir(base, 0o711)?;
         check_owned(base, me)?;
