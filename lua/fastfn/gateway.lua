@@ -180,6 +180,7 @@ function _M.init(opts)
     for i = 1, #index.function_list do
         local fn = index.function_list[i]
         dispatch.prepare(fn)
+        metrics.prepare(fn)
         -- Each function gets only its own values (event.env); nothing store-wide.
         fn.env = secrets[fn.id]
     end

@@ -29,23 +29,42 @@ function _M.init()
     end
 end
 
+-- Per-function key strings, built once per function (at catalog load), so recording allocates only the status key.
+local function keys_of(fn)
+    local keys = fn.metric_keys
+    if not keys then
+        local id = fn.id
+        keys = { count = "r:" .. id .. ":", sum = "s:" .. id, buckets = {} }
+        for i = 1, NBUCKETS + 1 do
+            keys.buckets[i] = "b:" .. id .. ":" .. i
+        end
+        fn.metric_keys = keys
+    end
+    return keys
+end
+_M.prepare = keys_of
+
+local UNMATCHED = "r:-:"
+
 --- log_by_lua of `location /`: fn is the matched catalog function, or nil (404, 405, …).
 function _M.record(fn)
-    local id = fn and fn.id or "-"
     local status = ngx.status
-    local seconds = tonumber(ngx.var.request_time) or 0
-    dict:incr("r:" .. id .. ":" .. status, 1, 0)
-    if fn then
-        local b = NBUCKETS + 1
-        for i = 1, NBUCKETS do
-            if seconds <= BUCKETS[i] then
-                b = i
-                break
-            end
-        end
-        dict:incr("b:" .. id .. ":" .. b, 1, 0)
-        dict:incr("s:" .. id, seconds, 0)
+    if not fn then
+        dict:incr(UNMATCHED .. status, 1, 0)
+        return
     end
+    local keys = fn.metric_keys or keys_of(fn)
+    local seconds = tonumber(ngx.var.request_time) or 0
+    dict:incr(keys.count .. status, 1, 0)
+    local b = NBUCKETS + 1
+    for i = 1, NBUCKETS do
+        if seconds <= BUCKETS[i] then
+            b = i
+            break
+        end
+    end
+    dict:incr(keys.buckets[b], 1, 0)
+    dict:incr(keys.sum, seconds, 0)
 end
 
 local function label(v)
