@@ -42,6 +42,8 @@ fn write_tree(dir: &Dir<'_>, target: &Path) -> std::io::Result<()> {
 pub fn worker_program(runtimes_dir: &Path, runtime: crate::types::Runtime) -> std::path::PathBuf {
     match runtime {
         crate::types::Runtime::Node => runtimes_dir.join("node").join("worker.js"),
+        crate::types::Runtime::Php => runtimes_dir.join("php").join("worker.php"),
+        crate::types::Runtime::Go => runtimes_dir.join("go").join("main.go"),
         other => runtimes_dir.join(other.as_str()).join("worker.py"),
     }
 }

@@ -115,6 +115,9 @@ pub fn find_interpreter(runtime: Runtime, override_bin: Option<&str>, must_be_re
     let (names, probe): (&[&str], &[&str]) = match runtime {
         Runtime::Python => (&["python3"], &["-c", "import sys; sys.stdout.write(sys.executable)"]),
         Runtime::Node => (&["node", "nodejs"], &["-e", "process.stdout.write(process.execPath)"]),
+        Runtime::Php => (&["php"], &["-r", "echo PHP_BINARY;"]),
+        // Go handlers are compiled by the supervisor: this is the toolchain, asked for its own path.
+        Runtime::Go => (&["go"], &["env", "GOROOT"]),
         other => {
             return Err(BinaryError::NoInterpreter { runtime: other, detail: "this build has no worker for it yet".into() });
         }
@@ -135,6 +138,10 @@ pub fn find_interpreter(runtime: Runtime, override_bin: Option<&str>, must_be_re
     let mut rejected = Vec::new();
     for candidate in candidates {
         let real = match Command::new(&candidate).args(probe).output() {
+            // `go env GOROOT` names the toolchain's root; its bin/go is the real binary behind any symlink.
+            Ok(out) if out.status.success() && !out.stdout.is_empty() && runtime == Runtime::Go => {
+                PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("bin").join("go")
+            }
             Ok(out) if out.status.success() && !out.stdout.is_empty() => PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()),
             Ok(_) | Err(_) => {
                 rejected.push(format!("`{}` did not run", candidate.display()));

@@ -84,6 +84,12 @@ pub struct CatalogFunction {
     /// The version label (`v2`), absent for the default version; handlers see it as `context.version`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// Go: the compiled worker binary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<PathBuf>,
+    /// Go: why the handler did not build (the compiler's message); it answers 500 until it builds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_error: Option<String>,
     /// Set on reload when a new fn.config.json was invalid: this entry is the last good version, still serving.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused_edit: Option<String>,
@@ -126,6 +132,8 @@ impl Catalog {
                 config_error: f.config_error.clone(),
                 refused_edit: None,
                 version: f.version.clone(),
+                binary: None,
+                build_error: None,
             })
             .collect();
         let mut routes: Vec<&Route> = found.routes.iter().collect();

@@ -21,6 +21,8 @@ pub mod env {
     pub const OPENRESTY_BIN: &str = "FN_OPENRESTY_BIN";
     pub const PYTHON_BIN: &str = "FN_PYTHON_BIN";
     pub const NODE_BIN: &str = "FN_NODE_BIN";
+    pub const PHP_BIN: &str = "FN_PHP_BIN";
+    pub const GO_BIN: &str = "FN_GO_BIN";
     pub const RUN_DIR: &str = "FN_RUN_DIR";
     pub const GATEWAY_USER: &str = "FN_GATEWAY_USER";
     pub const NGINX_WORKERS: &str = "FN_NGINX_WORKERS";
@@ -68,6 +70,8 @@ pub struct Settings {
     pub nginx: Nginx,
     pub python_bin: Option<String>,
     pub node_bin: Option<String>,
+    pub php_bin: Option<String>,
+    pub go_bin: Option<String>,
     /// Set when running as root: nginx workers drop to this user, and sockets are made for it.
     pub gateway_user: Option<ServiceUser>,
     pub nginx_workers: String,
@@ -198,6 +202,8 @@ impl Settings {
             nginx,
             python_bin: env_var(env::PYTHON_BIN),
             node_bin: env_var(env::NODE_BIN),
+            php_bin: env_var(env::PHP_BIN),
+            go_bin: env_var(env::GO_BIN),
             gateway_user,
             nginx_workers,
             cold_start_timeout_ms,

@@ -941,7 +941,7 @@ mod tests {
 
     #[test]
     fn unsupported_runtimes_are_reported() {
-        let dir = tree(&["x.php", "php/legacy/handler.php", "ok.js"]);
+        let dir = tree(&["x.rs", "rust/legacy/handler.rs", "ok.js"]);
         let found = discover(dir.path()).expect("discovers");
         assert_eq!(found.routes.len(), 1);
         assert_eq!(found.warnings.len(), 2, "{:?}", found.warnings);

@@ -14,6 +14,7 @@
 //! - `fnconfig`: `fn.config.json`, validated strictly (timeouts, body limit, methods, allowed hosts, handler).
 //! - `sandbox`: what every function worker runs under: rlimits, privilege drop, no-new-privs, seccomp.
 //! - `secrets`: `fn.env.json` values, which are secret, masked views and masks for log lines.
+//! - `gobuild`: compiles Go handlers into cached worker binaries (outside requests and the sandbox).
 //! - `openapi`: the OpenAPI 3.1 document of the catalog's routes (and, on request, the control plane).
 //! - `control`: the control socket the gateway uses to start cold workers and stop timed-out ones.
 //! - `supervise`: starts nginx and the function workers, watches them, stops everything on a signal.
@@ -33,6 +34,7 @@ mod fnconfig;
 mod frame;
 mod openapi;
 mod gateway;
+mod gobuild;
 mod guard;
 mod render;
 mod sandbox;

@@ -215,6 +215,8 @@ mod tests {
             config_error: None,
             refused_edit: None,
             version: None,
+            binary: None,
+            build_error: None,
         }
     }
 

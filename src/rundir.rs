@@ -37,6 +37,8 @@ pub struct RunDir {
     pub lib: PathBuf,
     /// Parent of the workers' private temp dirs (searchable by them, listable by nobody else).
     pub worker_tmp: PathBuf,
+    /// Compiled Go workers (readable by the worker user).
+    pub go_builds: PathBuf,
     pub control_socket: PathBuf,
     /// Held open for the life of the process: the flock on it is what makes the run dir ours.
     _lock: File,
@@ -88,7 +90,7 @@ impl RunDir {
         let lock = take_lock(&root, listen)?;
 
         // Whatever a previous instance left is stale now that we hold the lock.
-        for stale in ["conf", "sock", "tmp", "lib", "wtmp", "ctl.sock", "ready.json"] {
+        for stale in ["conf", "sock", "tmp", "lib", "wtmp", "gobuild", "ctl.sock", "ready.json"] {
             let p = root.join(stale);
             let _ = if p.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
         }
@@ -100,13 +102,14 @@ impl RunDir {
             tmp: root.join("tmp"),
             lib: root.join("lib"),
             worker_tmp: root.join("wtmp"),
+            go_builds: root.join("gobuild"),
             control_socket: root.join("ctl.sock"),
             root,
             _lock: lock,
         };
         // The gateway (nginx workers, maybe another user) must read conf and reach the sockets; nobody else.
         let shared_mode = if gateway.is_some() { 0o750 } else { 0o700 };
-        for (path, mode) in [(&dir.conf, shared_mode), (&dir.sockets, shared_mode), (&dir.tmp, shared_mode), (&dir.logs, 0o700), (&dir.lib, 0o755), (&dir.worker_tmp, 0o711)] {
+        for (path, mode) in [(&dir.conf, shared_mode), (&dir.sockets, shared_mode), (&dir.tmp, shared_mode), (&dir.logs, 0o700), (&dir.lib, 0o755), (&dir.worker_tmp, 0o711), (&dir.go_builds, 0o711)] {
             make_dir(path, mode)?;
             if let Some(user) = gateway {
                 if mode == shared_mode {

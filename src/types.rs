@@ -62,7 +62,12 @@ impl Runtime {
 
     /// Whether this build can run functions of this runtime.
     pub fn is_supported(self) -> bool {
-        matches!(self, Runtime::Python | Runtime::Node)
+        !matches!(self, Runtime::Rust)
+    }
+
+    /// Lua handlers run inside nginx: no worker process, no socket.
+    pub fn in_process(self) -> bool {
+        self == Runtime::Lua
     }
 
     /// Entry files of a folder function, in the order they are tried.

@@ -9,5 +9,6 @@ mod function_config;
 mod gateway;
 mod hostile;
 mod remote_peer;
+mod runtimes;
 mod secrets;
 mod skeleton;

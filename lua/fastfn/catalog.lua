@@ -109,6 +109,8 @@ local function check_function(f, where)
         allow_hosts = hosts and hostmatch.compile(hosts) or nil,
         -- The supervisor lists a function whose fn.config.json is invalid so that it answers 503, not 404.
         misconfigured = f.config_error ~= nil,
+        -- Go: the compiler's message when the handler did not build (shown in dev only).
+        build_error = type(f.build_error) == "string" and f.build_error or nil,
         version = type(f.version) == "string" and f.version or "default",
         max_concurrency = f.max_concurrency,
         max_queue = f.max_queue,

@@ -291,6 +291,19 @@ end
 local wrapper = {}
 
 local REQUEST_ID = "X-FastFN-Request-Id"
+
+-- 500 for a Go handler that does not compile: the compiler's message in dev, a generic answer in run mode.
+local function build_failed(fn)
+    local body = { error = "function build failed" }
+    if mode == "dev" then
+        body.detail = fn.build_error
+    end
+    local text = json.encode(body)
+    ngx.status = 500
+    ngx.header["Content-Type"] = "application/json"
+    ngx.header["Content-Length"] = #text
+    ngx.print(text)
+end
 local RETRY_LATER = { ["Retry-After"] = "1" }
 local now = ngx.now
 
@@ -351,6 +364,10 @@ local function serve()
     if fn.misconfigured then
         discard_body()
         return response.error(503, "function misconfigured")
+    end
+    if fn.build_error then
+        discard_body()
+        return build_failed(fn)
     end
 
     local limit = fn.max_body_bytes

@@ -324,6 +324,7 @@ pub fn prepare(settings: &Settings, run_dir: &RunDir, previous: Option<&Catalog>
     if let Some(previous) = previous {
         catalog.keep_last_good(previous);
     }
+    build_go_functions(settings, run_dir, &mut catalog, &mut warnings);
 
     // Each function's own fn.env.json (next to its handler); a broken one leaves that function without env.
     let mut env_by_dir: BTreeMap<PathBuf, secrets::Env> = BTreeMap::new();
@@ -371,6 +372,29 @@ pub fn prepare(settings: &Settings, run_dir: &RunDir, previous: Option<&Catalog>
     let ctx = nginx_context(settings, run_dir, &catalog);
     render::install(&settings.nginx, &ctx, &run_dir.nginx_conf(), &run_dir.error_log())?;
     Ok(Prepared { catalog, warnings, masks })
+}
+
+/// Compiles every Go function (cached by content), before the catalog is written: a build never runs inside a
+/// request's timeout. A failed build is recorded on the function, which then answers 500 with the message in dev.
+fn build_go_functions(settings: &Settings, run_dir: &RunDir, catalog: &mut Catalog, warnings: &mut Vec<String>) {
+    if !catalog.functions.iter().any(|f| f.runtime == crate::types::Runtime::Go) {
+        return;
+    }
+    let go = crate::binaries::find_interpreter(crate::types::Runtime::Go, settings.go_bin.as_deref(), false);
+    let wrapper = crate::assets::worker_program(&run_dir.runtimes_dir(), crate::types::Runtime::Go);
+    for function in catalog.functions.iter_mut().filter(|f| f.runtime == crate::types::Runtime::Go) {
+        let result = match &go {
+            Ok(go) => crate::gobuild::build(go, &function.entry, &wrapper, &run_dir.go_builds, &function.id),
+            Err(e) => Err(format!("{e} (hint: {})", e.hint())),
+        };
+        match result {
+            Ok(binary) => function.binary = Some(binary),
+            Err(message) => {
+                warnings.push(format!("go build of `{}` failed: {message}", function.name));
+                function.build_error = Some(message);
+            }
+        }
+    }
 }
 
 fn nginx_context(settings: &Settings, run_dir: &RunDir, catalog: &Catalog) -> NginxContext {

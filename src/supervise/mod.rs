@@ -157,14 +157,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
 fn resolve_interpreters(settings: &Settings, catalog: &Catalog) -> BTreeMap<Runtime, Result<PathBuf, String>> {
     let as_root = nix::unistd::Uid::effective().is_root();
     let used: std::collections::BTreeSet<Runtime> = catalog.functions.iter().map(|f| f.runtime).collect();
-    Runtime::ALL
+    // Lua runs inside nginx and Go workers are compiled binaries: neither has an interpreter to find.
+    [Runtime::Python, Runtime::Node, Runtime::Php]
         .into_iter()
-        .filter(|r| r.is_supported())
         .map(|runtime| {
             let override_bin = match runtime {
                 Runtime::Python => settings.python_bin.as_deref(),
                 Runtime::Node => settings.node_bin.as_deref(),
-                _ => None,
+                _ => settings.php_bin.as_deref(),
             };
             let found = binaries::find_interpreter(runtime, override_bin, as_root).map_err(|e| {
                 if used.contains(&runtime) {

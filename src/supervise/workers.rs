@@ -165,18 +165,26 @@ impl Workers {
     }
 
     async fn start(self: &Arc<Self>, function: &CatalogFunction, slot: &Arc<Slot>) -> Result<(), String> {
-        let interpreter = match self.env.interpreters.get(&function.runtime) {
-            Some(Ok(path)) => path.clone(),
-            Some(Err(why)) => return Err(why.clone()),
-            None => return Err(format!("no {} interpreter was resolved", function.runtime)),
+        // What to run: the interpreter and the worker program, or (Go) the compiled worker itself.
+        let (interpreter, program) = match function.runtime {
+            Runtime::Lua => return Err(format!("`{}` runs inside the gateway; it has no worker", function.name)),
+            Runtime::Go => match (&function.binary, &function.build_error) {
+                (Some(binary), _) => (binary.clone(), None),
+                (None, Some(error)) => return Err(format!("go build failed: {error}")),
+                (None, None) => return Err(format!("`{}` has not been built", function.name)),
+            },
+            runtime => match self.env.interpreters.get(&runtime) {
+                Some(Ok(path)) => (path.clone(), Some(crate::assets::worker_program(&self.env.runtimes_dir, runtime))),
+                Some(Err(why)) => return Err(why.clone()),
+                None => return Err(format!("no {runtime} interpreter was resolved")),
+            },
         };
         let listener = bind_socket(&function.socket, self.env.socket_owner)?;
-        let program = crate::assets::worker_program(&self.env.runtimes_dir, function.runtime);
         let tmp = private_tmp(&self.env.tmp_base, &function.id, self.env.user)?;
 
         let mut command = tokio::process::Command::new(&interpreter);
+        command.args(program.iter());
         command
-            .arg(&program)
             .env_clear()
             .envs(PASSTHROUGH_ENV.iter().filter_map(|k| std::env::var(k).ok().map(|v| (*k, v))))
             .envs(std::env::vars().filter(|(k, _)| k.starts_with("LC_")))
@@ -328,7 +336,7 @@ impl Workers {
     pub async fn start_warm(self: &Arc<Self>) -> Vec<String> {
         let catalog = self.catalog();
         let mut failed = Vec::new();
-        for function in catalog.functions.iter().filter(|f| f.warm && f.config_error.is_none()) {
+        for function in catalog.functions.iter().filter(|f| f.warm && f.config_error.is_none() && f.build_error.is_none() && !f.runtime.in_process()) {
             if let Err(why) = self.ensure(&function.id).await {
                 tracing::warn!(function = %function.name, error = %why, "warm worker did not start");
                 failed.push(function.name.clone());
