@@ -97,3 +97,53 @@ fn run_mode_hides_the_compiler_message() {
     assert_eq!(broken.status, 500);
     assert_eq!(broken.json(), json!({"error": "function build failed"}));
 }
+
+const LUA_CONTRACT: &str = r#"
+return function(event, params)
+    local case = event.query.case
+    if case == "echo" then
+        return { echo = cjson.decode(event.body), id = params.id }
+    elseif case == "binary" then
+        return { status = 200, headers = { ["Content-Type"] = "application/octet-stream" }, is_base64 = true, body_base64 = "AAEC/w==" }
+    elseif case == "custom" then
+        return { status = 201, headers = { ["X-Custom"] = "yes", ["Content-Type"] = "text/plain" }, body = "made" }
+    elseif case == "error" then
+        error("boom")
+    elseif case == "loop" then
+        while true do end
+    elseif case == "escape" then
+        return { io = type(io), os_execute = type(os.execute), ngx = type(ngx), load = type(load) }
+    end
+    return { hello = "lua", params = params }
+end
+"#;
+
+#[test]
+fn lua_handlers_run_in_the_gateway_and_honour_the_contract() {
+    let stack = Stack::new()
+        .file("things/[id]/handler.lua", LUA_CONTRACT)
+        .file("things/[id]/fn.config.json", r#"{"timeout_ms": 500, "invoke": {"methods": ["GET", "POST"]}}"#)
+        .file("other/handler.py", "def handler(event):\n    return {'ok': True}\n")
+        .start();
+    let hello = stack.get("/things/7");
+    assert_eq!(hello.status, 200, "{}", hello.text());
+    assert_eq!(hello.json(), json!({"hello": "lua", "params": {"id": "7"}}));
+    let echo = stack.request("POST", "/things/8?case=echo", &[], Some(br#"{"a":[1,2]}"#));
+    assert_eq!(echo.json(), json!({"echo": {"a": [1, 2]}, "id": "8"}));
+    let binary = stack.get("/things/1?case=binary");
+    assert_eq!((binary.status, binary.body.clone()), (200, vec![0u8, 1, 2, 255]));
+    let custom = stack.get("/things/1?case=custom");
+    assert_eq!((custom.status, custom.text().as_str(), custom.header("x-custom")), (201, "made", Some("yes")));
+    let error = stack.get("/things/1?case=error");
+    assert_eq!(error.status, 500);
+    assert_eq!(error.json()["error"], "internal error");
+    assert_eq!(stack.get("/things/1?case=escape").json(), json!({"io": "nil", "os_execute": "nil", "ngx": "nil", "load": "nil"}));
+    // A stuck handler is stopped at its timeout while other requests keep being served.
+    let port = stack.port;
+    let stuck = std::thread::spawn(move || crate::harness::http::get(port, "/things/1?case=loop"));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(stack.get("/other").status, 200, "served while the loop runs");
+    let stuck = stuck.join().expect("thread");
+    assert_eq!(stuck.status, 504, "{}", stuck.text());
+    assert_eq!(stack.get("/things/2").status, 200, "the nginx worker still serves");
+}

@@ -22,6 +22,7 @@ local allows_host = require("fastfn.hostmatch").allows
 local catalog = require "fastfn.catalog"
 local event = require "fastfn.event"
 local dispatch = require "fastfn.dispatch"
+local lua_runtime = require "fastfn.lua_runtime"
 local response = require "fastfn.response"
 local guard = require "fastfn.guard"
 require "fastfn.frame"
@@ -396,15 +397,26 @@ local function serve()
     end
 
     local id, ts = event.new_id()
-    wrapper.event = event.build(fn, method, path, params, body, id, ts)
-    local payload, err = json.encode(wrapper)
-    wrapper.event = nil
-    if not payload then
-        error("cannot encode the event: " .. tostring(err))
+    local ev = event.build(fn, method, path, params, body, id, ts)
+    local payload
+    if fn.runtime ~= "lua" then
+        wrapper.event = ev
+        local err
+        payload, err = json.encode(wrapper)
+        wrapper.event = nil
+        if not payload then
+            error("cannot encode the event: " .. tostring(err))
+        end
     end
 
     local started = fn.debug_headers and now()
-    local env, status, msg, state = dispatch.call(fn, payload, id)
+    local env, status, msg, state
+    if payload then
+        env, status, msg, state = dispatch.call(fn, payload, id)
+    else
+        -- Lua functions run in this nginx worker (fastfn.lua_runtime); fn.socket is not used.
+        env, status, msg, state = lua_runtime.call(fn, ev, id, mode == "dev")
+    end
     local extra = STATE_HEADERS[state]
     if started then
         extra = debug_headers(fn, id, started, state)
