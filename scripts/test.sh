@@ -13,6 +13,7 @@ run() {
 
 run cargo test --locked
 run python3 -m unittest discover -s runtimes/python
+run python3 -m unittest discover -s runtimes/php -p 'test_*.py'
 run node --test runtimes/node/
 # LuaJIT, as inside nginx (some specs use its FFI).
 run busted --lua=luajit --lpath='lua/?.lua' lua/spec

@@ -10,6 +10,13 @@ use crate::discover::{Discovery, Route};
 use crate::types::{Method, Runtime};
 
 pub const SCHEMA_VERSION: u32 = 1;
+/// Workers in a function's pool: `worker_pool.max_workers`, else the number of cores; at most 64. Each starts on
+/// demand (the gateway spreads requests over them) and stops after its idle time.
+pub fn pool_size(max_workers: Option<u64>) -> usize {
+    let cores = std::thread::available_parallelism().map(std::num::NonZeroUsize::get).unwrap_or(1);
+    max_workers.map(|n| n as usize).filter(|n| *n > 0).unwrap_or(cores).clamp(1, 64)
+}
+
 fn yes() -> bool {
     true
 }
@@ -51,7 +58,8 @@ pub struct CatalogFunction {
     pub dir: PathBuf,
     pub entry: PathBuf,
     pub handler: String,
-    pub socket: PathBuf,
+    /// One unix socket per worker of its pool (`<id>-<n>.sock`); empty for Lua, which runs inside the gateway.
+    pub sockets: Vec<PathBuf>,
     pub timeout_ms: u64,
     pub max_body_bytes: u64,
     /// Requests served at once (0 = unlimited): `worker_pool.max_workers`, else `max_concurrency`, else the default.
@@ -116,7 +124,11 @@ impl Catalog {
                 dir: f.dir.clone(),
                 entry: f.entry.clone(),
                 handler: f.config.handler.clone().unwrap_or_else(|| "handler".to_string()),
-                socket: socket_dir.join(format!("{}.sock", f.id)),
+                sockets: if f.runtime.in_process() {
+                    Vec::new()
+                } else {
+                    (0..pool_size(f.config.max_workers)).map(|i| socket_dir.join(format!("{}-{i}.sock", f.id))).collect()
+                },
                 timeout_ms: f.config.timeout_ms.unwrap_or(defaults.timeout_ms),
                 max_body_bytes: f.config.max_body_bytes.unwrap_or(defaults.max_body_bytes),
                 max_concurrency: f.config.max_workers.or(f.config.max_concurrency).unwrap_or(defaults.max_concurrency),
@@ -247,7 +259,7 @@ mod tests {
         assert_eq!(value["schema_version"], 1);
         assert_eq!(value["routes"][0]["methods"][0], "GET");
         let f = &value["functions"][0];
-        assert!(f["socket"].as_str().expect("socket").starts_with("/run/x/sock/"));
+        assert!(f["sockets"][0].as_str().expect("socket").starts_with("/run/x/sock/"));
     }
 
     #[test]

@@ -85,6 +85,8 @@ async fn handle(request: &Map<String, Value>, instance: &Arc<Instance>) -> Map<S
     let op = request.get("op").and_then(Value::as_str).unwrap_or("");
     let function = request.get("function").and_then(Value::as_str);
     let workers = &instance.workers;
+    // Which worker of the function's pool (0 when absent).
+    let index = request.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
     let reply = match (op, function) {
         ("status", _) => {
             let status = instance.status();
@@ -124,13 +126,13 @@ async fn handle(request: &Map<String, Value>, instance: &Arc<Instance>) -> Map<S
             Ok(summary) => answer(summary),
             Err(error) => json!({"ok": false, "error": error}),
         },
-        ("ensure", Some(id)) => match workers.ensure(id).await {
+        ("ensure", Some(id)) => match workers.ensure(id, index).await {
             Ok(()) => json!({"ok": true}),
             Err(error) => json!({"ok": false, "error": error}),
         },
         ("timed_out", Some(id)) => {
             tracing::warn!(function = id, "a request timed out: stopping the worker; it restarts on the next request");
-            workers.kill(id);
+            workers.kill(id, index);
             json!({"ok": true})
         }
         ("ensure" | "timed_out", None) => json!({"ok": false, "error": "`function` is required"}),

@@ -199,7 +199,7 @@ mod tests {
             dir: "/f".into(),
             entry: "/f/h".into(),
             handler: "handler".into(),
-            socket: "/s".into(),
+            sockets: vec!["/s".into()],
             timeout_ms: 2500,
             max_body_bytes: 1024,
             max_concurrency: 0,

@@ -80,8 +80,8 @@ impl RunDir {
         if root.to_string_lossy().chars().any(|c| c.is_whitespace() || "\"';{}$#\\".contains(c)) {
             return Err(RunDirError::UnsafeChars(root));
         }
-        // Socket names are `<16 hex>.sock`.
-        let longest = root.join("sock").join("0123456789abcdef.sock").as_os_str().len();
+        // Socket names are `<16 hex>-<worker>.sock`.
+        let longest = root.join("sock").join("0123456789abcdef-63.sock").as_os_str().len();
         if longest > MAX_SOCKET_PATH {
             return Err(RunDirError::PathTooLong { path: root, len: longest });
         }

@@ -224,7 +224,7 @@ const LANDLOCK_ABI: landlock::ABI = landlock::ABI::V5;
 const SYSTEM_READ: &[&str] = &[
     "/usr", "/lib", "/lib64", "/etc/ld.so.cache", "/etc/localtime", "/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf",
     "/etc/host.conf", "/etc/gai.conf", "/etc/passwd", "/etc/group", "/etc/services", "/etc/protocols", "/etc/ssl",
-    "/etc/ca-certificates", "/etc/pki", "/sys/devices/system/cpu",
+    "/etc/ca-certificates", "/etc/pki", "/etc/php", "/sys/devices/system/cpu",
 ];
 /// Devices a handler may open for reading and writing.
 const DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];

@@ -247,7 +247,7 @@ fn a_warm_function_that_cannot_start_makes_health_degraded() {
 fn idle_workers_stop_and_start_again_on_the_next_request() {
     let stack = Stack::new()
         .file("idle/handler.py", "import os\ndef handler(event):\n    return {'pid': os.getpid()}\n")
-        .file("idle/fn.config.json", r#"{"worker_pool": {"idle_ttl_seconds": 1}}"#)
+        .file("idle/fn.config.json", r#"{"worker_pool": {"idle_ttl_seconds": 1, "max_workers": 1}}"#)
         .start();
     let first = stack.get("/idle").json()["pid"].clone();
     assert!(crate::harness::wait_until(std::time::Duration::from_secs(6), || function_view(&stack, "idle/handler.py")["state"] == "cold"));

@@ -98,6 +98,8 @@ fn the_filesystem_is_confined_to_the_function_whatever_the_path_spelling() {
         .file("probe/handler.py", PROBE)
         .file("probe/fn.env.json", r#"{"MINE": {"value": "own-secret-value", "is_secret": true}}"#)
         .file("probe/data.txt", "its own data")
+        // One worker, so that the temp dir one request reports is the one the next request writes to.
+        .file("probe/fn.config.json", r#"{"worker_pool": {"max_workers": 1}}"#)
         .file("sibling/handler.py", "def handler(event):\n    return {}\n")
         .file("sibling/fn.env.json", r#"{"OTHER": "sibling-secret"}"#)
         .start();

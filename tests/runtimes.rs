@@ -147,3 +147,114 @@ fn lua_handlers_run_in_the_gateway_and_honour_the_contract() {
     assert_eq!(stuck.status, 504, "{}", stuck.text());
     assert_eq!(stack.get("/things/2").status, 200, "the nginx worker still serves");
 }
+
+const PHP_CONTRACT: &str = r#"<?php
+function handler($event, $params) {
+    switch ($event["query"]["case"] ?? "") {
+        case "echo":
+            return ["echo" => json_decode($event["body"], true), "id" => $params["id"]];
+        case "binary":
+            return ["status" => 200, "headers" => ["Content-Type" => "application/octet-stream"], "is_base64" => true, "body_base64" => base64_encode("\x00\x01\x02\xff")];
+        case "custom":
+            return ["status" => 201, "headers" => ["X-Custom" => "yes", "Content-Type" => "text/plain"], "body" => "made"];
+        case "error":
+            throw new RuntimeException("boom");
+        case "echoed":
+            echo "from echo";
+            return null;
+    }
+    return ["hello" => "php", "params" => $params];
+}
+"#;
+
+#[test]
+fn php_handlers_honour_the_contract() {
+    let stack = Stack::new()
+        .file("things/[id]/handler.php", PHP_CONTRACT)
+        .file("things/[id]/fn.config.json", r#"{"invoke": {"methods": ["GET", "POST"]}}"#)
+        .start();
+    let hello = stack.get("/things/7");
+    assert_eq!(hello.status, 200, "{}", hello.text());
+    assert_eq!(hello.json(), json!({"hello": "php", "params": {"id": "7"}}));
+    let echo = stack.request("POST", "/things/8?case=echo", &[], Some(br#"{"a":[1,2]}"#));
+    assert_eq!(echo.json(), json!({"echo": {"a": [1, 2]}, "id": "8"}));
+    let binary = stack.get("/things/1?case=binary");
+    assert_eq!((binary.status, binary.body.clone()), (200, vec![0u8, 1, 2, 255]));
+    let custom = stack.get("/things/1?case=custom");
+    assert_eq!((custom.status, custom.text().as_str(), custom.header("x-custom")), (201, "made", Some("yes")));
+    let error = stack.get("/things/1?case=error");
+    assert_eq!(error.status, 500);
+    assert_eq!(error.json()["error"], "internal error");
+    assert!(error.json()["detail"].as_str().is_some_and(|d| d.contains("boom")));
+    assert_eq!(stack.get("/things/1?case=echoed").text(), "from echo");
+}
+
+#[test]
+fn every_example_answers() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut builder = Stack::new();
+    for entry in walk(&examples) {
+        let rel = entry.strip_prefix(&examples).expect("inside").display().to_string();
+        builder = builder.file(&rel, &std::fs::read_to_string(&entry).expect("read example"));
+    }
+    let stack = builder.start();
+    for (path, runtime) in [("/hello-py", "python"), ("/hello-node", "node"), ("/hello-php", "php"), ("/hello-go", "go"), ("/hello-lua", "lua")] {
+        let r = stack.get(&format!("{path}?name=you"));
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert_eq!(r.json(), json!({"hello": "you", "runtime": runtime}), "{path}");
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn killing_one_worker_of_a_pool_fails_no_later_request() {
+    let mut stack = Stack::new()
+        .file("pooled/handler.py", "import os\ndef handler(event):\n    return {'pid': os.getpid()}\n")
+        .file("pooled/fn.config.json", r#"{"worker_pool": {"max_workers": 2}}"#)
+        .env("FN_NGINX_WORKERS", "1")
+        .start();
+    // Between the kill and the supervisor's cleanup, nginx may log a failed connect to the dead worker's socket
+    // itself (the request is then served by the other worker).
+    stack.allow_log("(2: No such file or directory)");
+    stack.allow_log("(111: Connection refused)");
+    stack.allow_log("Connection reset by peer");
+    let mut pids = std::collections::BTreeSet::new();
+    assert!(wait_until(std::time::Duration::from_secs(10), || {
+        pids.insert(stack.get("/pooled").json()["pid"].as_i64().unwrap_or(0));
+        pids.len() >= 2
+    }), "both workers of the pool serve: {pids:?}");
+    let victim = *pids.iter().next().expect("a pid");
+    let port = stack.port;
+    let killed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&killed);
+    let stream = std::thread::spawn(move || {
+        // A steady stream until 200 requests have been sent after the kill.
+        let mut after_kill = Vec::new();
+        while after_kill.len() < 200 {
+            let sent_after_kill = flag.load(std::sync::atomic::Ordering::SeqCst);
+            let status = crate::harness::http::get(port, "/pooled").status;
+            if sent_after_kill {
+                after_kill.push(status);
+            }
+        }
+        after_kill
+    });
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(victim as i32), nix::sys::signal::Signal::SIGKILL).expect("kill one worker");
+    killed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let after = stream.join().expect("stream");
+    assert!(after.len() > 20, "requests kept flowing after the kill");
+    assert!(after.iter().all(|s| *s == 200), "a request sent after the kill failed: {after:?}");
+}

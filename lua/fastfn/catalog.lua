@@ -63,13 +63,22 @@ local function check_function(f, where)
     if not nonempty_string(f.runtime) then
         return nil, where .. ".runtime must be a non-empty string"
     end
-    local sock = f.socket
-    if type(sock) ~= "string" or sock:sub(1, 1) ~= "/" then
-        return nil, where .. ".socket must be an absolute path"
+    local sockets = f.sockets
+    if not is_array(sockets) then
+        return nil, where .. ".sockets must be an array"
     end
-    if #sock > MAX_SUN_PATH then
-        return nil, format("%s.socket is %d bytes, longer than a unix socket path can be (%d)", where, #sock,
-                           MAX_SUN_PATH)
+    if #sockets == 0 and f.runtime ~= "lua" then
+        return nil, where .. ".sockets must name at least one socket"
+    end
+    for i = 1, #sockets do
+        local sock = sockets[i]
+        if type(sock) ~= "string" or sock:sub(1, 1) ~= "/" then
+            return nil, format("%s.sockets[%d] must be an absolute path", where, i - 1)
+        end
+        if #sock > MAX_SUN_PATH then
+            return nil, format("%s.sockets[%d] is %d bytes, longer than a unix socket path can be (%d)", where, i - 1,
+                               #sock, MAX_SUN_PATH)
+        end
     end
     if not is_int(f.timeout_ms, 1) then
         return nil, where .. ".timeout_ms must be a positive integer"
@@ -120,7 +129,7 @@ local function check_function(f, where)
         id = id,
         name = f.name,
         runtime = f.runtime,
-        socket = sock,
+        sockets = sockets,
         timeout_ms = f.timeout_ms,
         max_body_bytes = f.max_body_bytes,
         dir = f.dir,

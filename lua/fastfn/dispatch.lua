@@ -88,11 +88,17 @@ function _M.configure(opts)
 end
 
 --- Called once per catalog function at load: precomputes what every request to it needs.
+-- Each worker of the pool (1-based w here, 0-based index for the supervisor) has its socket and control frames.
 function _M.prepare(fn)
-    fn.sock_uri = "unix:" .. fn.socket
     fn.connect_timeout_ms = max(50, floor(fn.timeout_ms * 0.2))
-    fn.ensure_frame = encode_frame(json.encode({ op = "ensure", ["function"] = fn.id }))
-    fn.timed_out_frame = encode_frame(json.encode({ op = "timed_out", ["function"] = fn.id }))
+    fn.pool = #fn.sockets
+    fn.next_worker = 0
+    fn.sock_uris, fn.ensure_frames, fn.timed_out_frames = {}, {}, {}
+    for w = 1, fn.pool do
+        fn.sock_uris[w] = "unix:" .. fn.sockets[w]
+        fn.ensure_frames[w] = encode_frame(json.encode({ op = "ensure", ["function"] = fn.id, index = w - 1 }))
+        fn.timed_out_frames[w] = encode_frame(json.encode({ op = "timed_out", ["function"] = fn.id, index = w - 1 }))
+    end
 end
 
 -- One request/response exchange with the supervisor. Returns the decoded reply table, or nil and an error.
@@ -142,21 +148,21 @@ end
 -- decoded reply table, or nil and an error.
 _M.control = control_call
 
-local function timed_out(fn, request_id, what)
+local function timed_out(fn, w, request_id, what)
     log(WARN, "fastfn: function ", fn.name, " (", fn.id, ") timed out (", what, "), request ", request_id)
-    local _, err = control_call(fn.timed_out_frame)
+    local _, err = control_call(fn.timed_out_frames[w])
     if err then
         log(WARN, "fastfn: timed_out notice for ", fn.id, " not delivered: ", err)
     end
 end
 
-local function connect(fn)
-    if not socket_exists(fn.socket) then
+local function connect(fn, w)
+    if not socket_exists(fn.sockets[w]) then
         return nil, MISSING
     end
     local sock = tcp()
     sock:settimeouts(fn.connect_timeout_ms, fn.timeout_ms, fn.timeout_ms)
-    local ok, err = sock:connect(fn.sock_uri)
+    local ok, err = sock:connect(fn.sock_uris[w])
     if not ok then
         return nil, err
     end
@@ -165,31 +171,32 @@ end
 
 -- A new connection: pooled ones are closed until connect() opens a fresh one. Used after a pooled connection turned
 -- out dead and after a cold start: whatever idles in the pool then predates the worker that now listens.
-local function connect_fresh(fn)
-    local sock, err = connect(fn)
+local function connect_fresh(fn, w)
+    local sock, err = connect(fn, w)
     local drained = 0
     while sock and sock:getreusedtimes() > 0 and drained <= POOL_SIZE do
         sock:close()
         drained = drained + 1
-        sock, err = connect(fn)
+        sock, err = connect(fn, w)
     end
     return sock, err
 end
 
--- A connection to the function's worker, cold-starting it when nobody listens (`fresh`: see connect_fresh).
--- Returns sock, state; or nil, state, status, message.
-local function open(fn, request_id, fresh)
+-- A connection to worker w of the function's pool, cold-starting it when nobody listens (`fresh`: see
+-- connect_fresh). When it cannot be started (crashed and held back), one other worker of the pool is tried.
+-- Returns sock, state, w; or nil, state, status, message.
+local function open(fn, w, request_id, fresh)
     local sock, err
     if fresh then
-        sock, err = connect_fresh(fn)
+        sock, err = connect_fresh(fn, w)
     else
-        sock, err = connect(fn)
+        sock, err = connect(fn, w)
     end
     if sock then
-        return sock, WARM
+        return sock, WARM, w
     end
     if err == "timeout" then
-        timed_out(fn, request_id, "connect")
+        timed_out(fn, w, request_id, "connect")
         return nil, WARM, 504, "runtime timeout"
     end
     if not NOT_LISTENING[err] then
@@ -197,28 +204,37 @@ local function open(fn, request_id, fresh)
         return nil, WARM, 503, "runtime down"
     end
 
-    local reply, cerr = control_call(fn.ensure_frame)
-    if not reply or reply.ok ~= true then
-        log(WARN, "fastfn: cold start of ", fn.name, " (", fn.id, ") failed: ",
-            cerr or tostring(reply.error), ", request ", request_id)
-        return nil, COLD, 503, "runtime down"
+    local reply, cerr = control_call(fn.ensure_frames[w])
+    if reply and reply.ok == true then
+        sock, err = connect_fresh(fn, w)
+        if sock then
+            return sock, COLD, w
+        end
+        cerr = "connect after cold start: " .. tostring(err)
     end
-    sock, err = connect_fresh(fn)
-    if not sock then
-        log(WARN, "fastfn: function ", fn.name, " (", fn.id, "): connect after cold start: ", err,
-            ", request ", request_id)
-        return nil, COLD, 503, "runtime down"
+    if fn.pool > 1 then
+        local other = w % fn.pool + 1
+        sock = connect(fn, other)
+        if sock then
+            return sock, WARM, other
+        end
     end
-    return sock, COLD
+    log(WARN, "fastfn: cold start of ", fn.name, " (", fn.id, ") worker ", w - 1, " failed: ",
+        cerr or tostring(reply and reply.error), ", request ", request_id)
+    return nil, COLD, 503, "runtime down"
 end
 
 --- Sends payload (the encoded {"event": …}) to fn's worker. Returns envelope, nil, nil, state on success, or
 -- nil, status, message, state.
 function _M.call(fn, payload, request_id)
-    local sock, state, status, msg = open(fn, request_id, false)
+    -- Round robin over the pool (per nginx worker): under load every worker of the pool gets started.
+    local w = fn.next_worker % fn.pool + 1
+    fn.next_worker = w
+    local sock, state, status, msg = open(fn, w, request_id, false)
     if not sock then
         return nil, status, msg, state
     end
+    w = status
     local req = { frame_header(#payload), payload }
 
     for attempt = 1, 2 do
@@ -231,7 +247,7 @@ function _M.call(fn, payload, request_id)
         if not hdr then
             sock:close()
             if err == "timeout" then
-                timed_out(fn, request_id, ok and "read" or "send")
+                timed_out(fn, w, request_id, ok and "read" or "send")
                 return nil, 504, "runtime timeout", state
             end
             if not (retry and (not ok or DEAD_WHILE_IDLE[err])) then
@@ -243,13 +259,14 @@ function _M.call(fn, payload, request_id)
             log(INFO, "fastfn: pooled connection to ", fn.id, " was dead (", ok and "read" or "send", ": ", err,
                 "), retrying, request ", request_id)
             local state2
-            sock, state2, status, msg = open(fn, request_id, true)
+            sock, state2, status, msg = open(fn, w, request_id, true)
             if state2 == COLD then
                 state = COLD
             end
             if not sock then
                 return nil, status, msg, state
             end
+            w = status
         else
             local n, lerr = decode_len(hdr, MAX_RESPONSE)
             if not n then
@@ -263,7 +280,7 @@ function _M.call(fn, payload, request_id)
             if not body then
                 sock:close()
                 if err == "timeout" then
-                    timed_out(fn, request_id, "read")
+                    timed_out(fn, w, request_id, "read")
                     return nil, 504, "runtime timeout", state
                 end
                 log(WARN, "fastfn: function ", fn.name, " (", fn.id, "): read: ", err, ", request ", request_id)

@@ -414,7 +414,7 @@ local function serve()
     if payload then
         env, status, msg, state = dispatch.call(fn, payload, id)
     else
-        -- Lua functions run in this nginx worker (fastfn.lua_runtime); fn.socket is not used.
+        -- Lua functions run in this nginx worker (fastfn.lua_runtime); fn.sockets is empty.
         env, status, msg, state = lua_runtime.call(fn, ev, id, mode == "dev")
     end
     local extra = STATE_HEADERS[state]

@@ -74,6 +74,9 @@ pub struct WorkerView {
     pub state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    /// Workers of its pool running now, and the pool's size.
+    pub workers: usize,
+    pub pool: usize,
     pub restarts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_exit: Option<ProcessEnd>,
@@ -89,7 +92,7 @@ pub struct WorkerView {
 
 pub struct Workers {
     /// Where exited warm workers are queued for a restart (see `run_warm_restarts`).
-    warm_restarts: Mutex<Option<tokio::sync::mpsc::UnboundedSender<(String, Duration)>>>,
+    warm_restarts: Mutex<Option<tokio::sync::mpsc::UnboundedSender<(String, usize, Duration)>>>,
     env: WorkerEnv,
     catalog: RwLock<Arc<Catalog>>,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
@@ -105,9 +108,10 @@ impl Workers {
         self.catalog.read().map(|c| Arc::clone(&c)).unwrap_or_else(|poisoned| Arc::clone(&poisoned.into_inner()))
     }
 
-    fn slot(&self, id: &str) -> Arc<Slot> {
+    /// One slot per worker of a function's pool, keyed `<function id>/<index>`.
+    fn slot(&self, id: &str, index: usize) -> Arc<Slot> {
         let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        Arc::clone(slots.entry(id.to_string()).or_insert_with(|| {
+        Arc::clone(slots.entry(slot_key(id, index)).or_insert_with(|| {
             Arc::new(Slot { start: tokio::sync::Mutex::new(()), state: Mutex::new(SlotState { state: State::Idle, attempt: 0, last_exit: None, starts: 0 }) })
         }))
     }
@@ -117,21 +121,22 @@ impl Workers {
         self.alive.lock().map(|a| a.iter().copied().collect()).unwrap_or_default()
     }
 
-    /// Makes sure the function's worker is running and answers ping; starts it if needed.
-    pub async fn ensure(self: &Arc<Self>, id: &str) -> Result<(), String> {
+    /// Makes sure worker `index` of the function's pool is running and answers ping; starts it if needed.
+    pub async fn ensure(self: &Arc<Self>, id: &str, index: usize) -> Result<(), String> {
         let catalog = self.catalog();
         let function = catalog.function(id).ok_or_else(|| format!("unknown function `{id}`"))?.clone();
-        let slot = self.slot(id);
+        let socket = function.sockets.get(index).cloned().ok_or_else(|| format!("`{}` has no worker {index}", function.name))?;
+        let slot = self.slot(id, index);
         let _starting = slot.start.lock().await;
         let running = matches!(slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).state, State::Running { .. });
         if running {
             // The gateway asks only when it could not connect: either a concurrent cold start already finished
             // (the worker answers) or the worker just died and we have not reaped it yet (it does not).
-            if ping(&function.socket, Duration::from_secs(1)).await.is_ok() {
+            if ping(&socket, Duration::from_secs(1)).await.is_ok() {
                 return Ok(());
             }
-            tracing::warn!(function = %function.name, "worker stopped answering; restarting it");
-            self.kill(id);
+            tracing::warn!(function = %function.name, index, "worker stopped answering; restarting it");
+            self.kill(id, index);
         }
         {
             let st = slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -148,7 +153,7 @@ impl Workers {
                 _ => {}
             }
         }
-        match self.start(&function, &slot).await {
+        match self.start(&function, index, &slot).await {
             Ok(()) => Ok(()),
             Err(why) => {
                 let mut st = slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -164,7 +169,8 @@ impl Workers {
         }
     }
 
-    async fn start(self: &Arc<Self>, function: &CatalogFunction, slot: &Arc<Slot>) -> Result<(), String> {
+    async fn start(self: &Arc<Self>, function: &CatalogFunction, index: usize, slot: &Arc<Slot>) -> Result<(), String> {
+        let socket = function.sockets.get(index).cloned().ok_or_else(|| format!("`{}` has no worker {index}", function.name))?;
         // What to run: the interpreter and the worker program, or (Go) the compiled worker itself.
         let (interpreter, program) = match function.runtime {
             Runtime::Lua => return Err(format!("`{}` runs inside the gateway; it has no worker", function.name)),
@@ -179,8 +185,8 @@ impl Workers {
                 None => return Err(format!("no {runtime} interpreter was resolved")),
             },
         };
-        let listener = bind_socket(&function.socket, self.env.socket_owner)?;
-        let tmp = private_tmp(&self.env.tmp_base, &function.id, self.env.user)?;
+        let listener = bind_socket(&socket, self.env.socket_owner)?;
+        let tmp = private_tmp(&self.env.tmp_base, &format!("{}-{index}", function.id), self.env.user)?;
 
         let mut command = tokio::process::Command::new(&interpreter);
         command.args(program.iter());
@@ -246,7 +252,7 @@ impl Workers {
         let this = Arc::clone(self);
         let watched = Arc::clone(slot);
         let name = function.name.clone();
-        let socket = function.socket.clone();
+        let watched_socket = socket.clone();
         let id = function.id.clone();
         tokio::spawn(async move {
             let end = match child.wait().await {
@@ -254,18 +260,18 @@ impl Workers {
                 Err(_) => ProcessEnd::Exit(-1),
             };
             this.alive.lock().map(|mut a| a.remove(&pid)).ok();
-            let restart_after = this.on_exit(&watched, &name, &socket, pid, end);
+            let restart_after = this.on_exit(&watched, &name, &watched_socket, pid, end);
             let _ = exited_tx.send(end);
             // A warm function is brought back without waiting for a request (by the restart task: starting from
             // here would make this task's future contain itself).
             if let Some(delay) = restart_after.filter(|_| this.catalog().function(&id).is_some_and(|f| f.warm)) {
                 if let Some(tx) = this.warm_restarts.lock().ok().and_then(|tx| tx.clone()) {
-                    let _ = tx.send((id, delay));
+                    let _ = tx.send((id, index, delay));
                 }
             }
         });
 
-        let ping = ping(&function.socket, self.env.cold_start_timeout);
+        let ping = ping(&socket, self.env.cold_start_timeout);
         tokio::select! {
             result = ping => match result {
                 Ok(()) => {
@@ -273,7 +279,7 @@ impl Workers {
                     Ok(())
                 }
                 Err(why) => {
-                    self.kill(&function.id);
+                    self.kill(&function.id, index);
                     Err(format!("worker of `{}` did not answer ping: {why}", function.name))
                 }
             },
@@ -314,17 +320,17 @@ impl Workers {
 
     /// Starts the task that restarts warm workers after they exit (after their backoff delay).
     pub fn run_warm_restarts(self: &Arc<Self>) {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Duration)>();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, usize, Duration)>();
         if let Ok(mut slot) = self.warm_restarts.lock() {
             *slot = Some(tx);
         }
         let this = Arc::clone(self);
         tokio::spawn(async move {
-            while let Some((id, delay)) = rx.recv().await {
+            while let Some((id, index, delay)) = rx.recv().await {
                 let workers = Arc::clone(&this);
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
-                    if let Err(why) = workers.ensure(&id).await {
+                    if let Err(why) = workers.ensure(&id, index).await {
                         tracing::warn!(function = %id, error = %why, "warm worker did not come back; the next request retries");
                     }
                 });
@@ -337,7 +343,7 @@ impl Workers {
         let catalog = self.catalog();
         let mut failed = Vec::new();
         for function in catalog.functions.iter().filter(|f| f.warm && f.config_error.is_none() && f.build_error.is_none() && !f.runtime.in_process()) {
-            if let Err(why) = self.ensure(&function.id).await {
+            if let Err(why) = self.ensure(&function.id, 0).await {
                 tracing::warn!(function = %function.name, error = %why, "warm worker did not start");
                 failed.push(function.name.clone());
             }
@@ -379,18 +385,23 @@ impl Workers {
             .functions
             .iter()
             .map(|f| {
-                let (state, pid, restarts, last_exit) = match slots.get(&f.id) {
-                    None => ("cold", None, 0, None),
-                    Some(slot) => {
-                        let st = slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                        let (state, pid) = match st.state {
-                            State::Idle => ("cold", None),
-                            State::Running { pid, .. } => ("running", Some(pid)),
-                            State::Backoff { .. } => ("backoff", None),
-                        };
-                        (state, pid, st.starts.saturating_sub(1), st.last_exit)
+                // The pool, summarised: running if any worker runs, backoff if one waits after a crash.
+                let (mut state, mut pid, mut restarts, mut last_exit, mut running) = ("cold", None, 0, None, 0usize);
+                for index in 0..f.sockets.len() {
+                    let Some(slot) = slots.get(&slot_key(&f.id, index)) else { continue };
+                    let st = slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    match st.state {
+                        State::Running { pid: p, .. } => {
+                            state = "running";
+                            pid = pid.or(Some(p));
+                            running += 1;
+                        }
+                        State::Backoff { .. } if state == "cold" => state = "backoff",
+                        _ => {}
                     }
-                };
+                    restarts += st.starts.saturating_sub(1);
+                    last_exit = st.last_exit.or(last_exit);
+                }
                 WorkerView {
                     id: f.id.clone(),
                     name: f.name.clone(),
@@ -398,6 +409,8 @@ impl Workers {
                     warm: f.warm,
                     state,
                     pid,
+                    workers: running,
+                    pool: f.sockets.len(),
                     restarts,
                     last_exit,
                     config_error: f.config_error.clone(),
@@ -416,26 +429,26 @@ impl Workers {
             Err(poisoned) => *poisoned.into_inner() = catalog,
         }
         let slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (id, slot) in slots.iter() {
+        for (key, slot) in slots.iter() {
             let mut st = slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if let State::Running { pid, .. } = st.state {
                 st.state = State::Idle;
-                if let Some(function) = old.function(id) {
-                    remove_socket(&function.socket);
+                if let Some(socket) = socket_of(&old, key) {
+                    remove_socket(&socket);
                 }
                 signal_group(pid, Signal::SIGTERM);
             }
         }
     }
 
-    /// Stops a function's worker at once (the gateway gave up on it). It starts again on the next request.
-    pub fn kill(&self, id: &str) {
-        let slot = self.slot(id);
+    /// Stops worker `index` of a function at once (the gateway gave up on it). It starts again on the next request.
+    pub fn kill(&self, id: &str, index: usize) {
+        let slot = self.slot(id, index);
         let mut st = slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let State::Running { pid, .. } = st.state {
             st.state = State::Idle;
-            if let Some(function) = self.catalog().function(id) {
-                remove_socket(&function.socket);
+            if let Some(socket) = socket_of(&self.catalog(), &slot_key(id, index)) {
+                remove_socket(&socket);
             }
             signal_group(pid, Signal::SIGKILL);
         }
@@ -471,6 +484,16 @@ impl Workers {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+fn slot_key(id: &str, index: usize) -> String {
+    format!("{id}/{index}")
+}
+
+/// The socket of the worker a slot key names, in `catalog`.
+fn socket_of(catalog: &Catalog, key: &str) -> Option<PathBuf> {
+    let (id, index) = key.split_once('/')?;
+    catalog.function(id)?.sockets.get(index.parse::<usize>().ok()?).cloned()
 }
 
 /// A fresh private temp dir for one worker start, owned by the worker's user, mode 0700.
@@ -512,16 +535,23 @@ fn bind_socket(path: &Path, owner: Option<u32>) -> Result<std::os::unix::net::Un
     Ok(listener)
 }
 
-/// Sends `{"op":"ping"}` and waits for `{"op":"pong"}`.
+/// Sends `{"op":"ping"}` and waits for `{"op":"pong"}`. A connection closed unanswered is tried again until the
+/// deadline: a worker that checks its peer on the first message (PHP) cannot see the credentials of a message sent
+/// before it was ready for them.
 async fn ping(socket: &Path, timeout: Duration) -> Result<(), String> {
     let attempt = async {
-        let mut stream = UnixStream::connect(socket).await.map_err(|e| format!("connect: {e}"))?;
-        frame::write(&mut stream, &frame::object(json!({"op": "ping"}))).await.map_err(|e| e.to_string())?;
-        let reply = frame::read(&mut stream, frame::MAX_CONTROL_FRAME).await.map_err(|e| e.to_string())?;
-        if reply.get("op").and_then(|v| v.as_str()) == Some("pong") {
-            Ok(())
-        } else {
-            Err(format!("unexpected reply {}", serde_json::Value::Object(reply)))
+        loop {
+            let mut stream = UnixStream::connect(socket).await.map_err(|e| format!("connect: {e}"))?;
+            frame::write(&mut stream, &frame::object(json!({"op": "ping"}))).await.map_err(|e| e.to_string())?;
+            match frame::read(&mut stream, frame::MAX_CONTROL_FRAME).await {
+                Ok(reply) if reply.get("op").and_then(|v| v.as_str()) == Some("pong") => return Ok(()),
+                Ok(reply) => return Err(format!("unexpected reply {}", serde_json::Value::Object(reply))),
+                Err(frame::FrameError::Closed) => tokio::time::sleep(Duration::from_millis(10)).await,
+                Err(frame::FrameError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    tokio::time::sleep(Duration::from_millis(10)).await
+                }
+                Err(e) => return Err(e.to_string()),
+            }
         }
     };
     tokio::time::timeout(timeout, attempt).await.map_err(|_| format!("no answer within {} ms", timeout.as_millis()))?
