@@ -258,3 +258,50 @@ fn killing_one_worker_of_a_pool_fails_no_later_request() {
     assert!(after.len() > 20, "requests kept flowing after the kill");
     assert!(after.iter().all(|s| *s == 200), "a request sent after the kill failed: {after:?}");
 }
+
+const PY_CONTRACT: &str = r#"import json
+def handler(event, id=None):
+    case = event['query'].get('case')
+    if case == 'echo':
+        return {'echo': json.loads(event['body']), 'id': id}
+    if case == 'binary':
+        return {'status': 200, 'headers': {'Content-Type': 'application/octet-stream'}, 'body': bytes([0, 1, 2, 255])}
+    if case == 'custom':
+        return {'status': 201, 'headers': {'X-Custom': 'yes', 'Content-Type': 'text/plain'}, 'body': 'made'}
+    if case == 'error':
+        raise ValueError('boom')
+    return {'hello': 'python', 'id': id}
+"#;
+
+const NODE_CONTRACT: &str = r#"exports.handler = async (event, params) => {
+  switch (event.query.case) {
+    case 'echo': return { echo: JSON.parse(event.body), id: params.id };
+    case 'binary': return { status: 200, headers: { 'Content-Type': 'application/octet-stream' }, body: Buffer.from([0, 1, 2, 255]) };
+    case 'custom': return { status: 201, headers: { 'X-Custom': 'yes', 'Content-Type': 'text/plain' }, body: 'made' };
+    case 'error': throw new Error('boom');
+    default: return { hello: 'node', id: params.id };
+  }
+};
+"#;
+
+#[test]
+fn python_and_node_honour_the_contract_over_http() {
+    let stack = Stack::new()
+        .file("py/[id]/handler.py", PY_CONTRACT)
+        .file("py/[id]/fn.config.json", r#"{"invoke": {"methods": ["GET", "POST"]}}"#)
+        .file("js/[id]/index.js", NODE_CONTRACT)
+        .file("js/[id]/fn.config.json", r#"{"invoke": {"methods": ["GET", "POST"]}}"#)
+        .start();
+    for (prefix, runtime) in [("/py", "python"), ("/js", "node")] {
+        assert_eq!(stack.get(&format!("{prefix}/7")).json(), json!({"hello": runtime, "id": "7"}), "{runtime}");
+        let echo = stack.request("POST", &format!("{prefix}/8?case=echo"), &[], Some(br#"{"a":[1,2]}"#));
+        assert_eq!(echo.json(), json!({"echo": {"a": [1, 2]}, "id": "8"}), "{runtime}");
+        let binary = stack.get(&format!("{prefix}/1?case=binary"));
+        assert_eq!((binary.status, binary.body.clone()), (200, vec![0u8, 1, 2, 255]), "{runtime}");
+        let custom = stack.get(&format!("{prefix}/1?case=custom"));
+        assert_eq!((custom.status, custom.text().as_str(), custom.header("x-custom")), (201, "made", Some("yes")), "{runtime}");
+        let error = stack.get(&format!("{prefix}/1?case=error"));
+        assert_eq!(error.status, 500, "{runtime}: a ValueError is a 500, not upstream's 400");
+        assert_eq!(error.json()["error"], "internal error");
+    }
+}
