@@ -305,3 +305,19 @@ fn python_and_node_honour_the_contract_over_http() {
         assert_eq!(error.json()["error"], "internal error");
     }
 }
+
+#[test]
+fn handler_output_goes_to_the_log_tagged_with_function_and_request() {
+    let stack = Stack::new()
+        .file("py/handler.py", "def handler(event):\n    print('hello from python')\n    return {'ok': True}\n")
+        .file("js/index.js", "exports.handler = () => { console.log('hello from node'); return { ok: true }; };\n")
+        .start();
+    for (path, line) in [("/py", "hello from python"), ("/js", "hello from node")] {
+        let r = stack.get(path);
+        assert_eq!(r.json(), json!({"ok": true}), "the print is not in the answer");
+        let id = r.header("x-fastfn-request-id").expect("request id").to_string();
+        let name = if path == "/py" { "py/handler.py" } else { "js/index.js" };
+        let expected = format!("[fn:{name}] [{id}] {line}");
+        assert!(wait_until(std::time::Duration::from_secs(5), || stack.log("runtime.log").contains(&expected)), "{expected} not in:\n{}", stack.log("runtime.log"));
+    }
+}

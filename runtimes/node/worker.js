@@ -189,6 +189,22 @@ function maskEnvValues(text, event) {
   return text;
 }
 
+// The request a handler's async context serves, so its console output can be told apart in the log.
+const { AsyncLocalStorage } = require('async_hooks');
+const currentRequest = new AsyncLocalStorage();
+
+// Every console line a handler writes starts with its request id (the supervisor adds the function name).
+function tagConsole() {
+  for (const method of ['log', 'info', 'debug', 'warn', 'error', 'trace']) {
+    const original = console[method].bind(console);
+    console[method] = (...args) => {
+      const id = currentRequest.getStore();
+      if (id === undefined) return original(...args);
+      return original(`[${id}]`, ...args);
+    };
+  }
+}
+
 function createWorker({ handler, loadError, dev, maxFrame }) {
   // For the idle timeout: requests in progress and when the last one ended.
   const state = { busy: 0, lastActive: Date.now() };
@@ -210,6 +226,10 @@ function createWorker({ handler, loadError, dev, maxFrame }) {
 
   async function handleEventInner(event) {
     const requestId = requestIdOf(event);
+    return currentRequest.run(requestId, () => callHandler(event, requestId));
+  }
+
+  async function callHandler(event, requestId) {
     if (!handler) return internalError(requestId, loadError);
     let result;
     try {
@@ -379,6 +399,7 @@ async function main() {
     );
   }
 
+  tagConsole();
   const worker = createWorker({ handler, loadError, dev: env.FN_MODE === 'dev', maxFrame });
   server = net.createServer({ allowHalfOpen: true }, worker.serveConnection);
   server.on('error', (err) => fail(`FN_WORKER_LISTEN_FD=${fd} is not a listening socket: ${err.message}`));

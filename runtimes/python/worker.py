@@ -237,6 +237,7 @@ class Worker:
             request_id = request_id if isinstance(request_id, str) else "-"
         if self.handler is None:
             return self.internal_error(request_id, self.load_error)
+        CURRENT.request_id = request_id
         try:
             result = self.handler(event)
             if inspect.isawaitable(result):
@@ -245,6 +246,7 @@ class Worker:
             sys.stderr.write(f"[{request_id}] {format_user_traceback(exc)}")
             return self.internal_error(request_id, f"{type(exc).__name__}: {exc}", event)
         finally:
+            CURRENT.request_id = None
             flush_stdout()  # so the handler's prints reach the supervisor's log now, not at exit
         try:
             envelope = normalise(result)
@@ -304,6 +306,37 @@ class Worker:
             state.close()
             rfile.close()
             conn.close()
+
+
+# The request each handler thread is serving, so its prints can be told apart in the log.
+CURRENT = threading.local()
+
+
+class RequestTaggedOutput:
+    """Wraps stdout/stderr: every line a handler prints starts with its request id (the supervisor adds the function
+    name). Outside a request (loading), lines pass unchanged."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._line_start = threading.local()
+
+    def write(self, text):
+        request_id = getattr(CURRENT, "request_id", None)
+        if not request_id or not text:
+            return self._stream.write(text)
+        start = getattr(self._line_start, "value", True)
+        out = []
+        for piece in text.splitlines(keepends=True):
+            out.append(f"[{request_id}] {piece}" if start else piece)
+            start = piece.endswith("\n")
+        self._line_start.value = start
+        return self._stream.write("".join(out))
+
+    def flush(self):
+        return self._stream.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 def flush_stdout():
@@ -450,6 +483,8 @@ def main():
     except ValueError:
         max_frame = DEFAULT_MAX_FRAME
     make_undumpable()
+    sys.stdout = RequestTaggedOutput(sys.stdout)
+    sys.stderr = RequestTaggedOutput(sys.stderr)
     signal.signal(signal.SIGTERM, on_terminate)  # before loading: a slow import must still stop cleanly
     signal.signal(signal.SIGINT, on_terminate)
     # The function folder is read-only in the sandbox, and run state never goes into it: no __pycache__ there.
