@@ -202,3 +202,29 @@ fn a_cpu_spin_is_stopped_at_the_timeout_and_the_worker_replaced() {
     assert_eq!(stack.get("/innocent").status, 200, "the innocent function answers during and after");
     assert!(crate::harness::wait_until(std::time::Duration::from_secs(5), || stack.get("/probe?try=none").status == 200), "a fresh worker serves");
 }
+
+#[test]
+fn php_and_go_handlers_are_confined_the_same_way() {
+    let stack = with_innocent()
+        .file("probe-php/handler.php", include_str!("hostile/probe.php"))
+        .file("probe-go/handler.go", include_str!("hostile/probe.go"))
+        .file("sibling/handler.py", "def handler(event):\n    return {}\n")
+        .file("sibling/fn.env.json", r#"{"OTHER": "sibling-secret"}"#)
+        .start();
+    let env = format!("{}/sibling/fn.env.json", stack.functions.path().display());
+    for probe in ["/probe-php", "/probe-go"] {
+        let ask = |what: &str, path: &str| -> String {
+            let r = stack.get(&format!("{probe}?try={what}&path={}", q(path)));
+            assert_eq!(r.status, 200, "{probe} {what}: {}", r.text());
+            assert_eq!(stack.get("/innocent").status, 200);
+            r.json()["result"].to_string()
+        };
+        let read = ask("read", &env);
+        assert!(read.to_lowercase().contains("permission denied"), "{probe} read a sibling's env: {read}");
+        let exec = ask("exec", "/usr/bin/id");
+        assert!(!exec.contains("uid="), "{probe} ran another program: {exec}");
+        if nix::unistd::Uid::effective().is_root() {
+            assert_ne!(ask("uid", ""), "0", "{probe} runs as root");
+        }
+    }
+}
