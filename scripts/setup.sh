@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # nginx with the Lua module, the interpreters and the Go toolchain the workers run on, and the tools the tests and
 # benches use.
-packages=(nginx libnginx-mod-http-lua libnginx-mod-http-ndk lua-resty-core lua-cjson python3 php-cli golang-go lua-busted lua-check luajit2 wrk iproute2 curl)
+packages=(nginx libnginx-mod-http-lua libnginx-mod-http-ndk lua-resty-core lua-cjson python3 python3-pip php-cli golang-go lua-busted lua-check luajit2 wrk iproute2 curl)
 # Node comes with the machine where it exists; installing Debian's npm over a newer Node would downgrade it.
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 

@@ -98,6 +98,12 @@ pub struct CatalogFunction {
     /// Go: why the handler did not build (the compiler's message); it answers 500 until it builds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_error: Option<String>,
+    /// Where its installed dependencies are (requirements.txt / package.json / composer.json).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deps_dir: Option<PathBuf>,
+    /// Why its dependencies did not install; it answers 503 until they do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deps_error: Option<String>,
     /// Set on reload when a new fn.config.json was invalid: this entry is the last good version, still serving.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused_edit: Option<String>,
@@ -146,6 +152,8 @@ impl Catalog {
                 version: f.version.clone(),
                 binary: None,
                 build_error: None,
+                deps_dir: None,
+                deps_error: None,
             })
             .collect();
         let mut routes: Vec<&Route> = found.routes.iter().collect();

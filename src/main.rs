@@ -14,6 +14,7 @@
 //! - `fnconfig`: `fn.config.json`, validated strictly (timeouts, body limit, methods, allowed hosts, handler).
 //! - `sandbox`: what every function worker runs under: rlimits, privilege drop, no-new-privs, seccomp.
 //! - `secrets`: `fn.env.json` values, which are secret, masked views and masks for log lines.
+//! - `deps`: installs requirements.txt / package.json / composer.json once per manifest, outside requests.
 //! - `gobuild`: compiles Go handlers into cached worker binaries (outside requests and the sandbox).
 //! - `openapi`: the OpenAPI 3.1 document of the catalog's routes (and, on request, the control plane).
 //! - `control`: the control socket the gateway uses to start cold workers and stop timed-out ones.
@@ -29,6 +30,7 @@ mod catalog;
 mod cli;
 mod config;
 mod control;
+mod deps;
 mod discover;
 mod fnconfig;
 mod frame;

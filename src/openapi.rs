@@ -217,6 +217,8 @@ mod tests {
             version: None,
             binary: None,
             build_error: None,
+            deps_dir: None,
+            deps_error: None,
         }
     }
 

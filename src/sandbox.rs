@@ -237,6 +237,8 @@ pub struct FsPolicy<'a> {
     pub tmp: &'a std::path::Path,
     pub runtimes_dir: &'a std::path::Path,
     pub interpreter: &'a std::path::Path,
+    /// Its installed dependencies (read-only).
+    pub deps_dir: Option<&'a std::path::Path>,
     /// `fn.config.json` `"sandbox": {"exec": true}`: may run other programs.
     pub allow_exec: bool,
     /// `FN_STRICT_FS` (default on) and not `"strict_fs": false`: its own fn.env.json / fn.config.json are unreadable.
@@ -266,6 +268,9 @@ pub fn landlock_ruleset(policy: &FsPolicy<'_>) -> Result<Option<std::os::fd::Own
         rules.push((PathBuf::from(path), read_dir, AccessFs::ReadFile | AccessFs::WriteFile));
     }
     rules.push((policy.runtimes_dir.to_path_buf(), read_dir, read_file));
+    if let Some(deps) = policy.deps_dir {
+        rules.push((deps.to_path_buf(), read_dir, read_file));
+    }
     // The interpreter's own tree (a pyenv or nvm install outside /usr), and the right to execute it.
     if let Some(prefix) = policy.interpreter.parent().and_then(|bin| bin.parent()).filter(|p| p.parent().is_some()) {
         rules.push((prefix.to_path_buf(), read_dir, read_file));

@@ -5,6 +5,7 @@ mod harness;
 
 mod contract;
 mod control_plane;
+mod deps;
 mod function_config;
 mod gateway;
 mod hostile;

@@ -120,6 +120,8 @@ local function check_function(f, where)
         misconfigured = f.config_error ~= nil,
         -- Go: the compiler's message when the handler did not build (shown in dev only).
         build_error = type(f.build_error) == "string" and f.build_error or nil,
+        -- Why its dependencies did not install (shown in dev only).
+        deps_error = type(f.deps_error) == "string" and f.deps_error or nil,
         version = type(f.version) == "string" and f.version or "default",
         max_concurrency = f.max_concurrency,
         max_queue = f.max_queue,

@@ -293,16 +293,20 @@ local wrapper = {}
 
 local REQUEST_ID = "X-FastFN-Request-Id"
 
--- 500 for a Go handler that does not compile: the compiler's message in dev, a generic answer in run mode.
-local function build_failed(fn)
-    local body = { error = "function build failed" }
+-- A function that cannot run until its folder is fixed (a Go compile error, a failed dependency install): the
+-- reason as `detail` in dev, a generic answer in run mode.
+local function failed(status, message, detail)
+    local body = { error = message }
     if mode == "dev" then
-        body.detail = fn.build_error
+        body.detail = detail
     end
     local text = json.encode(body)
-    ngx.status = 500
+    ngx.status = status
     ngx.header["Content-Type"] = "application/json"
     ngx.header["Content-Length"] = #text
+    if status == 503 then
+        ngx.header["Retry-After"] = "30"
+    end
     ngx.print(text)
 end
 local RETRY_LATER = { ["Retry-After"] = "1" }
@@ -368,7 +372,11 @@ local function serve()
     end
     if fn.build_error then
         discard_body()
-        return build_failed(fn)
+        return failed(500, "function build failed", fn.build_error)
+    end
+    if fn.deps_error then
+        discard_body()
+        return failed(503, "dependencies not installed", fn.deps_error)
     end
 
     local limit = fn.max_body_bytes

@@ -325,6 +325,7 @@ pub fn prepare(settings: &Settings, run_dir: &RunDir, previous: Option<&Catalog>
         catalog.keep_last_good(previous);
     }
     build_go_functions(settings, run_dir, &mut catalog, &mut warnings);
+    install_dependencies(settings, &mut catalog, &mut warnings);
 
     // Each function's own fn.env.json (next to its handler); a broken one leaves that function without env.
     let mut env_by_dir: BTreeMap<PathBuf, secrets::Env> = BTreeMap::new();
@@ -393,6 +394,83 @@ fn build_go_functions(settings: &Settings, run_dir: &RunDir, catalog: &mut Catal
                 warnings.push(format!("go build of `{}` failed: {message}", function.name));
                 function.build_error = Some(message);
             }
+        }
+    }
+}
+
+/// Installs every function's dependency manifest (each distinct manifest once, in parallel up to the cores), before
+/// the catalog is written: requests never wait on an installer. A failed install is recorded on the function, which
+/// then answers 503 while the others serve.
+fn install_dependencies(settings: &Settings, catalog: &mut Catalog, warnings: &mut Vec<String>) {
+    use std::collections::BTreeMap;
+    let mut manifests: BTreeMap<String, crate::deps::Manifest> = BTreeMap::new();
+    let mut by_function: Vec<(usize, String)> = Vec::new();
+    for (i, function) in catalog.functions.iter().enumerate() {
+        if let Some(manifest) = crate::deps::manifest(function.runtime, &function.dir) {
+            by_function.push((i, manifest.hash.clone()));
+            manifests.entry(manifest.hash.clone()).or_insert(manifest);
+        }
+    }
+    if manifests.is_empty() {
+        return;
+    }
+    let base = settings.run_base.join("deps");
+    if let Err(e) = std::fs::create_dir_all(&base) {
+        warnings.push(format!("cannot create the dependency dir {}: {e}", base.display()));
+        return;
+    }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o711));
+    }
+    let as_root = nix::unistd::Uid::effective().is_root();
+    let python = crate::binaries::find_interpreter(crate::types::Runtime::Python, settings.python_bin.as_deref(), as_root).ok();
+    let installer = crate::deps::Installer {
+        python: python.as_deref(),
+        user: settings.worker_user.as_ref().map(|u| (u.uid, u.gid)),
+        base: &base,
+    };
+    let cores = std::thread::available_parallelism().map(std::num::NonZeroUsize::get).unwrap_or(1);
+    let mut results: BTreeMap<String, Result<std::path::PathBuf, String>> = BTreeMap::new();
+    // Installed before (by this or another instance): nothing to run.
+    let mut list: Vec<&crate::deps::Manifest> = Vec::new();
+    for manifest in manifests.values() {
+        let dir = crate::deps::install_dir(&base, manifest);
+        if dir.join(".complete").is_file() {
+            results.insert(manifest.hash.clone(), Ok(dir));
+        } else {
+            list.push(manifest);
+        }
+    }
+    for chunk in list.chunks(cores) {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|m| {
+                    tracing::info!(manifest = %m.path.display(), "dependencies: installing");
+                    let installer = &installer;
+                    scope.spawn(move || (m.hash.clone(), crate::deps::install(installer, m)))
+                })
+                .collect();
+            for handle in handles {
+                if let Ok((hash, result)) = handle.join() {
+                    results.insert(hash, result);
+                }
+            }
+        });
+    }
+    for (i, hash) in by_function {
+        let function = &mut catalog.functions[i];
+        match results.get(&hash) {
+            Some(Ok(dir)) => {
+                tracing::info!(function = %function.name, "dependencies: ready");
+                function.deps_dir = Some(dir.clone());
+            }
+            Some(Err(why)) => {
+                warnings.push(format!("dependencies of `{}` failed to install: {why}", function.name));
+                function.deps_error = Some(why.clone());
+            }
+            None => function.deps_error = Some("the install did not finish".into()),
         }
     }
 }

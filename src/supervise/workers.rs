@@ -179,6 +179,7 @@ impl Workers {
                 (None, Some(error)) => return Err(format!("go build failed: {error}")),
                 (None, None) => return Err(format!("`{}` has not been built", function.name)),
             },
+            _ if function.deps_error.is_some() => return Err(format!("the dependencies of `{}` are not installed", function.name)),
             runtime => match self.env.interpreters.get(&runtime) {
                 Some(Ok(path)) => (path.clone(), Some(crate::assets::worker_program(&self.env.runtimes_dir, runtime))),
                 Some(Err(why)) => return Err(why.clone()),
@@ -206,6 +207,7 @@ impl Workers {
             .env("FN_IDLE_TTL_SECONDS", if function.warm { 0 } else { function.idle_ttl_seconds }.to_string())
             // Run state never goes into the functions folder: no __pycache__ next to handlers.
             .env("PYTHONDONTWRITEBYTECODE", "1")
+            .envs(deps_env(function))
             .env("TMPDIR", &tmp)
             .env("HOME", &tmp)
             .current_dir(&function.dir)
@@ -224,6 +226,7 @@ impl Workers {
             tmp: &tmp,
             runtimes_dir: &self.env.runtimes_dir,
             interpreter: &interpreter,
+            deps_dir: function.deps_dir.as_deref(),
             allow_exec: function.allow_exec,
             strict_fs: self.env.strict_fs && function.strict_fs,
         })
@@ -483,6 +486,17 @@ impl Workers {
         while !self.alive_pids().is_empty() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// Where a worker finds its installed dependencies.
+fn deps_env(function: &CatalogFunction) -> Vec<(&'static str, PathBuf)> {
+    let Some(dir) = &function.deps_dir else { return Vec::new() };
+    match function.runtime {
+        Runtime::Python => vec![("PYTHONPATH", dir.join("site"))],
+        Runtime::Node => vec![("NODE_PATH", dir.join("node_modules"))],
+        Runtime::Php => vec![("FN_PHP_VENDOR_DIR", dir.join("vendor"))],
+        _ => Vec::new(),
     }
 }
 
