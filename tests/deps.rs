@@ -40,6 +40,10 @@ fn python_and_node_dependencies_install_once_and_import() {
     assert!(broken.json()["detail"].as_str().is_some_and(|d| d.contains("this-package-does-not-exist")), "{}", broken.text());
     assert_eq!(broken.header("retry-after"), Some("30"));
     assert_eq!(stack.get("/plain").status, 200, "the others serve");
+    let health = stack.get("/_fn/health").json();
+    let state = |name: &str| health["functions"].as_array().and_then(|fs| fs.iter().find(|f| f["name"] == name).map(|f| f["dependencies"].clone()));
+    assert_eq!(state("py/handler.py"), Some(json!("ready")));
+    assert_eq!(state("broken/handler.py"), Some(json!("failed")));
     // Two functions, one manifest: one install (py + py2 share), plus js and broken.
     assert_eq!(install_lines(&stack), 3, "{}", stack.stderr());
     // No request runs an installer.

@@ -259,6 +259,11 @@ function find_handler(array $before): ?string
 
 function load_handler(Worker $w): void
 {
+    // Dependencies fastfn installed from the function's composer.json.
+    $vendor = getenv('FN_PHP_VENDOR_DIR');
+    if (is_string($vendor) && $vendor !== '' && is_file("$vendor/autoload.php")) {
+        require_once "$vendor/autoload.php";
+    }
     $source = @file_get_contents($w->path);
     if ($source === false) {
         throw new \RuntimeException("cannot read {$w->path}");

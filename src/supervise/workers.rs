@@ -85,6 +85,9 @@ pub struct WorkerView {
     /// Its fn.config.json is invalid: it answers 503 until fixed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config_error: Option<String>,
+    /// Its dependency manifest: `ready` (installed) or `failed`; absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dependencies: Option<&'static str>,
     /// A reload refused its new fn.config.json; the last good version serves.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused_edit: Option<String>,
@@ -417,6 +420,11 @@ impl Workers {
                     restarts,
                     last_exit,
                     config_error: f.config_error.clone(),
+                    dependencies: match (&f.deps_dir, &f.deps_error) {
+                        (_, Some(_)) => Some("failed"),
+                        (Some(_), None) => Some("ready"),
+                        (None, None) => None,
+                    },
                     refused_edit: f.refused_edit.clone(),
                 }
             })
