@@ -10,6 +10,40 @@ use crate::discover::{Discovery, Route};
 use crate::types::{Method, Runtime};
 
 pub const SCHEMA_VERSION: u32 = 1;
+/// Names, sizes and modification times of the files in a function's folder (three levels, at most 2000 entries,
+/// skipping dot-folders and dependency folders), hashed: cheap, and it changes when the code does.
+pub fn folder_fingerprint(dir: &Path) -> String {
+    fn walk(dir: &Path, depth: usize, seen: &mut usize, hash: &mut u64) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let mut entries: Vec<_> = entries.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            *seen += 1;
+            if *seen > 2000 {
+                return;
+            }
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') || ["node_modules", "__pycache__", "vendor"].contains(&name.as_ref()) {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_nanos()).unwrap_or(0);
+            let record = format!("{}|{}|{}|{}", entry.path().display(), meta.len(), modified, meta.is_dir());
+            for byte in record.bytes() {
+                *hash ^= u64::from(byte);
+                *hash = hash.wrapping_mul(0x0100_0000_01b3);
+            }
+            if meta.is_dir() && depth < 3 {
+                walk(&entry.path(), depth + 1, seen, hash);
+            }
+        }
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    walk(dir, 0, &mut 0, &mut hash);
+    format!("{hash:016x}")
+}
+
 /// Workers in a function's pool: `worker_pool.max_workers`, else the number of cores; at most 64. Each starts on
 /// demand (the gateway spreads requests over them) and stops after its idle time.
 pub fn pool_size(max_workers: Option<u64>) -> usize {
@@ -98,6 +132,10 @@ pub struct CatalogFunction {
     /// Go: why the handler did not build (the compiler's message); it answers 500 until it builds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_error: Option<String>,
+    /// A fingerprint of the files in its folder (names, sizes, modification times): a reload restarts its workers
+    /// only when this or its settings change.
+    #[serde(default)]
+    pub code_hash: String,
     /// Where its installed dependencies are (requirements.txt / package.json / composer.json).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deps_dir: Option<PathBuf>,
@@ -120,6 +158,11 @@ pub struct CatalogRoute {
 impl Catalog {
     /// Builds the catalog from a discovery; each worker's socket is `<socket_dir>/<id>.sock`.
     pub fn build(root: &Path, found: &Discovery, socket_dir: &Path, defaults: &Defaults) -> Catalog {
+        // File routes share folders: fingerprint each folder once.
+        let mut fingerprints: std::collections::HashMap<PathBuf, String> = std::collections::HashMap::new();
+        for f in &found.functions {
+            fingerprints.entry(f.dir.clone()).or_insert_with(|| folder_fingerprint(&f.dir));
+        }
         let functions = found
             .functions
             .iter()
@@ -154,6 +197,7 @@ impl Catalog {
                 build_error: None,
                 deps_dir: None,
                 deps_error: None,
+                code_hash: fingerprints.get(&f.dir).cloned().unwrap_or_default(),
             })
             .collect();
         let mut routes: Vec<&Route> = found.routes.iter().collect();

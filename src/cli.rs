@@ -47,6 +47,10 @@ pub struct StackArgs {
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
 
+    /// Watch the functions folder and reload on changes (always on in `dev`; FN_HOT_RELOAD=0/1 also decides).
+    #[arg(long)]
+    pub hot_reload: bool,
+
     /// Parent folder for this instance's private run state [default: FN_RUN_DIR, /run/fastfn as root,
     /// $XDG_RUNTIME_DIR/fastfn, or /tmp/fastfn-<uid>].
     #[arg(long, value_name = "PATH")]

@@ -31,6 +31,7 @@ pub mod env {
     pub const FORCE_URL: &str = "FN_FORCE_URL";
     pub const USER: &str = "FN_USER";
     pub const STRICT_FS: &str = "FN_STRICT_FS";
+    pub const HOT_RELOAD: &str = "FN_HOT_RELOAD";
     pub const ZERO_CONFIG_IGNORE_DIRS: &str = "FN_ZERO_CONFIG_IGNORE_DIRS";
     pub const RUNTIMES: &str = "FN_RUNTIMES";
     pub const WORKER_MAX_DATA_MB: &str = "FN_WORKER_MAX_DATA_MB";
@@ -95,6 +96,8 @@ pub struct Settings {
     pub extra_ignore_dirs: Vec<String>,
     /// `FN_RUNTIMES`: the runtimes whose functions are published (`None` = all this build runs).
     pub runtimes: Option<Vec<crate::types::Runtime>>,
+    /// Watch the functions folder: `dev` unless FN_HOT_RELOAD=0; `run` with --hot-reload or FN_HOT_RELOAD=1.
+    pub hot_reload: bool,
 }
 
 /// Reads an environment variable, treating empty as unset.
@@ -153,6 +156,11 @@ impl Settings {
         let openapi_include_internal = flag(env::OPENAPI_INCLUDE_INTERNAL, &mut problems);
         let force_url = flag(env::FORCE_URL, &mut problems);
         let strict_fs = env_var(env::STRICT_FS).is_none() || flag(env::STRICT_FS, &mut problems);
+        let hot_reload = args.hot_reload
+            || match env_var(env::HOT_RELOAD) {
+                Some(_) => flag(env::HOT_RELOAD, &mut problems),
+                None => mode == Mode::Dev,
+            };
         let extra_ignore_dirs: Vec<String> =
             env_var(env::ZERO_CONFIG_IGNORE_DIRS).map(|v| v.split(',').map(str::trim).filter(|d| !d.is_empty() && !d.contains(['/', '\\'])).map(String::from).collect()).unwrap_or_default();
         let runtimes = env_var(env::RUNTIMES).map(|list| {
@@ -217,6 +225,7 @@ impl Settings {
             strict_fs,
             extra_ignore_dirs,
             runtimes,
+            hot_reload,
         })
     }
 }

@@ -19,6 +19,7 @@
 //! - `openapi`: the OpenAPI 3.1 document of the catalog's routes (and, on request, the control plane).
 //! - `control`: the control socket the gateway uses to start cold workers and stop timed-out ones.
 //! - `supervise`: starts nginx and the function workers, watches them, stops everything on a signal.
+//! - `watch`: hot reload: a debounced watcher over the functions folder that re-runs discovery.
 //! - `types`: vocabulary shared by all of the above (runtimes, methods, modes, process ends).
 //!
 //! Data flows one way: CLI → settings → discovery → catalog + nginx.conf → processes. Per request, only nginx
@@ -44,6 +45,7 @@ mod secrets;
 mod rundir;
 mod supervise;
 mod types;
+mod watch;
 
 use clap::Parser;
 

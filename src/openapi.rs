@@ -219,6 +219,7 @@ mod tests {
             build_error: None,
             deps_dir: None,
             deps_error: None,
+            code_hash: String::new(),
         }
     }
 

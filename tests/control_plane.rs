@@ -387,3 +387,34 @@ fn other_local_users_cannot_reach_the_sockets() {
         assert_eq!(said, "13", "{}: nobody got {said:?} (13 = EACCES); stderr: {}", socket.display(), String::from_utf8_lossy(&out.stderr));
     }
 }
+
+#[test]
+fn hot_reload_serves_new_edited_and_removed_functions_and_keeps_unchanged_workers() {
+    let stack = dev()
+        .file("stable/handler.py", "import os\ndef handler(event):\n    return {'pid': os.getpid()}\n")
+        .file("stable/fn.config.json", r#"{"worker_pool": {"max_workers": 1}}"#)
+        .file("edited/handler.py", "def handler(event):\n    return {'version': 1}\n")
+        .file("removed/handler.py", "def handler(event):\n    return {}\n")
+        .start();
+    let stable_pid = stack.get("/stable").json()["pid"].clone();
+    assert_eq!(stack.get("/edited").json(), json!({"version": 1}));
+    assert_eq!(stack.get("/removed").status, 200);
+    let root = stack.functions.path();
+    std::fs::create_dir_all(root.join("added")).expect("mkdir");
+    std::fs::write(root.join("added/index.js"), "exports.handler = () => ({ added: true });\n").expect("add");
+    std::fs::write(root.join("edited/handler.py"), "def handler(event):\n    return {'version': 2}\n").expect("edit");
+    std::fs::remove_dir_all(root.join("removed")).expect("remove");
+    let ok = crate::harness::wait_until(std::time::Duration::from_secs(10), || {
+        stack.get("/added").status == 200 && stack.get("/edited").json() == json!({"version": 2}) && stack.get("/removed").status == 404
+    });
+    assert!(ok, "the changes were not served: {}", stack.stderr());
+    assert_eq!(stack.get("/stable").json()["pid"], stable_pid, "an unchanged function keeps its worker");
+    assert!(stack.stderr().contains("reloaded after changes to"), "the reload is announced");
+    // An invalid edit keeps the last good version serving.
+    std::fs::write(root.join("edited/fn.config.json"), r#"{"timeout_ms": "soon"}"#).expect("bad edit");
+    let refused = crate::harness::wait_until(std::time::Duration::from_secs(10), || {
+        stack.get("/_fn/health").json()["functions"].as_array().is_some_and(|fs| fs.iter().any(|f| f["refused_edit"].is_string()))
+    });
+    assert!(refused, "the invalid edit is reported");
+    assert_eq!(stack.get("/edited").json(), json!({"version": 2}), "the last good version keeps serving");
+}

@@ -34,6 +34,7 @@ pub struct Instance {
     reloading: tokio::sync::Mutex<()>,
     env_writes: tokio::sync::Mutex<()>,
     last_reload: std::sync::Mutex<Option<ReloadRecord>>,
+    watching: std::sync::atomic::AtomicBool,
 }
 
 /// The outcome of the last reload, for `status` and the trusted health snapshot.
@@ -60,7 +61,11 @@ impl Refusal {
 
 impl Instance {
     pub fn new(settings: Settings, run_dir: RunDir, workers: Arc<Workers>, masks: Masks) -> Arc<Instance> {
-        Arc::new(Instance { settings, run_dir, workers, masks, gateway_pid: AtomicU32::new(0), started: Instant::now(), reloading: tokio::sync::Mutex::new(()), env_writes: tokio::sync::Mutex::new(()), last_reload: std::sync::Mutex::new(None) })
+        Arc::new(Instance { settings, run_dir, workers, masks, gateway_pid: AtomicU32::new(0), started: Instant::now(), reloading: tokio::sync::Mutex::new(()), env_writes: tokio::sync::Mutex::new(()), last_reload: std::sync::Mutex::new(None), watching: std::sync::atomic::AtomicBool::new(false) })
+    }
+
+    pub fn set_watching(&self, on: bool) {
+        self.watching.store(on, Ordering::Relaxed);
     }
 
     pub fn set_gateway_pid(&self, pid: u32) {
@@ -99,8 +104,8 @@ impl Instance {
             "sandbox": self.workers.sandbox_view(),
             "functions": functions,
             "reload": {
-                // Reloads come from /_fn/reload and control-plane writes; watching the folder is not built yet.
-                "watching": false,
+                // Hot reload: the folder watcher is running.
+                "watching": self.watching.load(Ordering::Relaxed),
                 "last": self.last_reload.lock().map(|r| r.clone()).unwrap_or(None),
             },
         })

@@ -110,6 +110,23 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
         tracing::warn!("warm functions not running: {} (health reports degraded until they are)", failed_warm.join(", "));
     }
     announce(settings, run_dir, &catalog, started.elapsed())?;
+    // Hot reload: kept alive until shutdown. A watcher that cannot start is reported, not fatal.
+    let _watcher = if settings.hot_reload {
+        match crate::watch::start(&settings.functions_root, Arc::clone(&instance)) {
+            Ok(watcher) => {
+                instance.set_watching(true);
+                tracing::info!("watching {} for changes", settings.functions_root.display());
+                Some(watcher)
+            }
+            Err(e) => {
+                let hint = e.hint().map(|h| format!(" (hint: {h})")).unwrap_or_default();
+                tracing::warn!("hot reload is off: {e}{hint}");
+                None
+            }
+        }
+    } else {
+        None
+    };
 
     let code = loop {
         let owned: Vec<u32> = workers.alive_pids().into_iter().chain(std::iter::once(gateway.pid)).collect();

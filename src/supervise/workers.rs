@@ -431,16 +431,21 @@ impl Workers {
             .collect()
     }
 
-    /// Switches to a new catalog. Running workers are stopped (SIGTERM to their groups) and start again, with the
-    /// code as it is now, on their next request.
+    /// Switches to a new catalog. Workers of functions that are gone, or whose code or settings changed, are stopped
+    /// (SIGTERM to their groups) and start again, as they are now, on their next request; the others keep running.
     pub fn replace_catalog(&self, catalog: Arc<Catalog>) {
         let old = self.catalog();
+        let new = Arc::clone(&catalog);
         match self.catalog.write() {
             Ok(mut current) => *current = catalog,
             Err(poisoned) => *poisoned.into_inner() = catalog,
         }
         let slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for (key, slot) in slots.iter() {
+            let id = key.split_once('/').map(|(id, _)| id).unwrap_or(key);
+            if old.function(id).is_some() && old.function(id) == new.function(id) {
+                continue;
+            }
             let mut st = slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if let State::Running { pid, .. } = st.state {
                 st.state = State::Idle;
