@@ -333,3 +333,30 @@ fn a_sigkilled_supervisor_leaves_no_process_and_the_next_start_succeeds() {
     }
     assert!(answered, "the next start on the same port did not serve");
 }
+
+#[test]
+fn a_killed_nginx_master_is_restarted() {
+    let mut stack = hello_stack();
+    stack.allow_log("the nginx master is gone");
+    assert_eq!(stack.get("/hello-py").status, 200);
+    let master: i32 = std::fs::read_to_string(stack.run_dir().join("nginx.pid")).expect("pid file").trim().parse().expect("pid");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(master), Signal::SIGKILL).expect("kill nginx");
+    let started = std::time::Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(10), || crate::harness::http::request(stack.port, "GET", "/hello-py", &[], None).is_ok_and(|r| r.status == 200)),
+        "nginx did not come back: {}",
+        stack.stderr()
+    );
+    eprintln!("nginx back and serving after {:?}", started.elapsed());
+    assert!(stack.stderr().contains("nginx exited unexpectedly; restarting it"));
+}
+
+#[test]
+fn sighup_reloads_the_folder() {
+    let stack = Stack::new().mode("run").file("a/handler.py", "def handler(event):\n    return {}\n").start();
+    assert_eq!(stack.get("/b").status, 404);
+    std::fs::create_dir_all(stack.functions.path().join("b")).expect("mkdir");
+    std::fs::write(stack.functions.path().join("b/handler.py"), "def handler(event):\n    return {'b': True}\n").expect("write");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(stack.pid() as i32), Signal::SIGHUP).expect("hup");
+    assert!(wait_until(Duration::from_secs(10), || stack.get("/b").status == 200), "{}", stack.stderr());
+}

@@ -128,15 +128,44 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
         None
     };
 
+    let mut sighup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    // nginx restarts: consecutive quick failures, for the backoff.
+    let mut gateway_attempt: u32 = 0;
+    let mut gateway_since = Instant::now();
     let code = loop {
         let owned: Vec<u32> = workers.alive_pids().into_iter().chain(std::iter::once(gateway.pid)).collect();
         tokio::select! {
             _ = sigint.recv() => break 0,
             _ = sigterm.recv() => break 0,
+            _ = sighup.recv() => {
+                // SIGHUP: re-discover, re-render, check with nginx -t and reload gracefully; a bad folder keeps the
+                // last good state.
+                match instance.reload().await {
+                    Ok(summary) => tracing::info!("reloaded on SIGHUP: {} function(s)", summary["functions"]),
+                    Err(why) => tracing::warn!("SIGHUP reload failed; the last good state keeps serving: {why}"),
+                }
+            }
             status = gateway.child.wait() => {
                 let end = status.map(crate::types::ProcessEnd::from_status).map(|e| e.to_string()).unwrap_or_else(|e| e.to_string());
-                tracing::error!(exit = %end, "nginx exited unexpectedly; stopping{}", error_log_tail(&run_dir.error_log(), 10));
-                break 1;
+                // Whatever the master left (its workers) goes with its group, then it starts again after the backoff.
+                process::signal_group(gateway.pid, nix::sys::signal::Signal::SIGKILL);
+                gateway_attempt = backoff::next_attempt(gateway_attempt, gateway_since.elapsed());
+                let delay = backoff::delay(gateway_attempt.saturating_sub(1));
+                tracing::error!(exit = %end, restart_after_ms = delay.as_millis() as u64, "nginx exited unexpectedly; restarting it{}", error_log_tail(&run_dir.error_log(), 5));
+                tokio::time::sleep(delay).await;
+                gateway_since = Instant::now();
+                match Gateway::spawn(&settings.nginx, &run_dir.root, &run_dir.nginx_conf(), &run_dir.error_log(), &nginx_output) {
+                    Ok(mut restarted) => {
+                        instance.set_gateway_pid(restarted.pid);
+                        if let Err(why) = nginx::wait_ready(&mut restarted, settings.listen, GATEWAY_START_DEADLINE).await {
+                            tracing::error!("restarted nginx is not answering yet: {why}");
+                        } else {
+                            tracing::info!(pid = restarted.pid, "nginx is back");
+                        }
+                        gateway = restarted;
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot restart nginx; trying again"),
+                }
             }
             _ = tokio::time::sleep(Duration::from_secs(1)) => process::reap_orphans(&owned),
         }
