@@ -32,6 +32,7 @@ pub mod env {
     pub const USER: &str = "FN_USER";
     pub const STRICT_FS: &str = "FN_STRICT_FS";
     pub const HOT_RELOAD: &str = "FN_HOT_RELOAD";
+    pub const SHUTDOWN_GRACE_MS: &str = "FN_SHUTDOWN_GRACE_MS";
     pub const ZERO_CONFIG_IGNORE_DIRS: &str = "FN_ZERO_CONFIG_IGNORE_DIRS";
     pub const RUNTIMES: &str = "FN_RUNTIMES";
     pub const WORKER_MAX_DATA_MB: &str = "FN_WORKER_MAX_DATA_MB";
@@ -98,6 +99,8 @@ pub struct Settings {
     pub runtimes: Option<Vec<crate::types::Runtime>>,
     /// Watch the functions folder: `dev` unless FN_HOT_RELOAD=0; `run` with --hot-reload or FN_HOT_RELOAD=1.
     pub hot_reload: bool,
+    /// `FN_SHUTDOWN_GRACE_MS` (default 10 s): how long in-flight requests get at shutdown.
+    pub shutdown_grace: std::time::Duration,
 }
 
 /// Reads an environment variable, treating empty as unset.
@@ -156,6 +159,7 @@ impl Settings {
         let openapi_include_internal = flag(env::OPENAPI_INCLUDE_INTERNAL, &mut problems);
         let force_url = flag(env::FORCE_URL, &mut problems);
         let strict_fs = env_var(env::STRICT_FS).is_none() || flag(env::STRICT_FS, &mut problems);
+        let shutdown_grace = std::time::Duration::from_millis(number(env::SHUTDOWN_GRACE_MS, 0, 10_000, &mut problems));
         let hot_reload = args.hot_reload
             || match env_var(env::HOT_RELOAD) {
                 Some(_) => flag(env::HOT_RELOAD, &mut problems),
@@ -226,6 +230,7 @@ impl Settings {
             extra_ignore_dirs,
             runtimes,
             hot_reload,
+            shutdown_grace,
         })
     }
 }

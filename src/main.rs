@@ -20,6 +20,7 @@
 //! - `control`: the control socket the gateway uses to start cold workers and stop timed-out ones.
 //! - `supervise`: starts nginx and the function workers, watches them, stops everything on a signal.
 //! - `watch`: hot reload: a debounced watcher over the functions folder that re-runs discovery.
+//! - `systemd`: sd_notify (READY, STATUS, RELOADING, STOPPING, WATCHDOG) for Type=notify units.
 //! - `types`: vocabulary shared by all of the above (runtimes, methods, modes, process ends).
 //!
 //! Data flows one way: CLI → settings → discovery → catalog + nginx.conf → processes. Per request, only nginx
@@ -44,6 +45,7 @@ mod sandbox;
 mod secrets;
 mod rundir;
 mod supervise;
+mod systemd;
 mod types;
 mod watch;
 

@@ -360,3 +360,40 @@ fn sighup_reloads_the_folder() {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(stack.pid() as i32), Signal::SIGHUP).expect("hup");
     assert!(wait_until(Duration::from_secs(10), || stack.get("/b").status == 200), "{}", stack.stderr());
 }
+
+#[test]
+fn systemd_notifications_follow_the_lifecycle() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("bind a test NOTIFY_SOCKET");
+    socket.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    let mut stack = Stack::new().mode("run").env("NOTIFY_SOCKET", &path.display().to_string()).file("a/handler.py", "def handler(event):\n    return {}\n").start();
+    let mut buf = vec![0u8; 4096];
+    let mut next = || -> String {
+        let n = socket.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let ready = next();
+    assert!(ready.contains("READY=1") && ready.contains("STATUS=serving 1 function(s)"), "{ready}");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(stack.pid() as i32), Signal::SIGHUP).expect("hup");
+    let reloading = next();
+    assert!(reloading.contains("RELOADING=1") && reloading.contains("MONOTONIC_USEC="), "one datagram: {reloading}");
+    assert!(next().contains("READY=1"));
+    let _ = stack.signal_and_wait(Signal::SIGTERM, Duration::from_secs(10));
+    assert!(next().contains("STOPPING=1"));
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish() {
+    let mut stack = Stack::new().file("slow/handler.py", "import time\ndef handler(event):\n    time.sleep(2)\n    return {'done': True}\n").file("slow/fn.config.json", r#"{"timeout_ms": 5000}"#).start();
+    assert_eq!(stack.get("/slow").status, 200, "warm");
+    let port = stack.port;
+    let in_flight = std::thread::spawn(move || crate::harness::http::get(port, "/slow"));
+    std::thread::sleep(Duration::from_millis(300));
+    let tree = procs::descendants(stack.pid());
+    let status = stack.signal_and_wait(Signal::SIGTERM, Duration::from_secs(10)).expect("exits");
+    assert_eq!(status.code(), Some(0));
+    let answer = in_flight.join().expect("thread");
+    assert_eq!(answer.status, 200, "the request in flight completed: {}", answer.text());
+    assert!(tree.iter().all(|p| !procs::alive(*p)), "no process remains");
+}

@@ -35,6 +35,7 @@ pub struct Instance {
     env_writes: tokio::sync::Mutex<()>,
     last_reload: std::sync::Mutex<Option<ReloadRecord>>,
     watching: std::sync::atomic::AtomicBool,
+    notifier: std::sync::Mutex<Option<crate::systemd::Notifier>>,
 }
 
 /// The outcome of the last reload, for `status` and the trusted health snapshot.
@@ -61,7 +62,20 @@ impl Refusal {
 
 impl Instance {
     pub fn new(settings: Settings, run_dir: RunDir, workers: Arc<Workers>, masks: Masks) -> Arc<Instance> {
-        Arc::new(Instance { settings, run_dir, workers, masks, gateway_pid: AtomicU32::new(0), started: Instant::now(), reloading: tokio::sync::Mutex::new(()), env_writes: tokio::sync::Mutex::new(()), last_reload: std::sync::Mutex::new(None), watching: std::sync::atomic::AtomicBool::new(false) })
+        Arc::new(Instance { settings, run_dir, workers, masks, gateway_pid: AtomicU32::new(0), started: Instant::now(), reloading: tokio::sync::Mutex::new(()), env_writes: tokio::sync::Mutex::new(()), last_reload: std::sync::Mutex::new(None), watching: std::sync::atomic::AtomicBool::new(false), notifier: std::sync::Mutex::new(None) })
+    }
+
+    /// Reloads then tell systemd RELOADING=1 … READY=1.
+    pub fn set_notifier(&self, notifier: crate::systemd::Notifier) {
+        if let Ok(mut slot) = self.notifier.lock() {
+            *slot = Some(notifier);
+        }
+    }
+
+    fn notify(&self, f: impl Fn(&crate::systemd::Notifier)) {
+        if let Some(n) = self.notifier.lock().ok().and_then(|n| n.clone()) {
+            f(&n);
+        }
     }
 
     pub fn set_watching(&self, on: bool) {
@@ -116,7 +130,9 @@ impl Instance {
     /// keeps the last good state serving.
     pub async fn reload(&self) -> Result<Value, String> {
         let _one_at_a_time = self.reloading.lock().await;
+        self.notify(|n| n.reloading());
         let result = self.reload_locked();
+        self.notify(|n| n.ready(&format!("serving {} function(s)", self.workers.catalog().functions.len())));
         let record = ReloadRecord {
             at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             ok: result.is_ok(),

@@ -39,8 +39,6 @@ use workers::{WorkerEnv, Workers};
 
 /// How long nginx may take to answer after it starts.
 const GATEWAY_START_DEADLINE: Duration = Duration::from_secs(15);
-/// How long in-flight requests get to finish at shutdown before processes are killed.
-const STOP_GRACE: Duration = Duration::from_secs(3);
 /// Workers have no requests left once nginx has stopped; this is only for their own cleanup.
 const WORKER_STOP_GRACE: Duration = Duration::from_secs(1);
 
@@ -110,6 +108,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
         tracing::warn!("warm functions not running: {} (health reports degraded until they are)", failed_warm.join(", "));
     }
     announce(settings, run_dir, &catalog, started.elapsed())?;
+    let notifier = crate::systemd::Notifier::from_env();
+    notifier.ready(&format!("serving {} function(s) on {}", catalog.functions.len(), settings.listen));
+    instance.set_notifier(notifier.clone());
     // Hot reload: kept alive until shutdown. A watcher that cannot start is reported, not fatal.
     let _watcher = if settings.hot_reload {
         match crate::watch::start(&settings.functions_root, Arc::clone(&instance)) {
@@ -134,9 +135,16 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
     let mut gateway_since = Instant::now();
     let code = loop {
         let owned: Vec<u32> = workers.alive_pids().into_iter().chain(std::iter::once(gateway.pid)).collect();
+        let watchdog = async {
+            match crate::systemd::Notifier::watchdog_interval() {
+                Some(every) => tokio::time::sleep(every).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = sigint.recv() => break 0,
             _ = sigterm.recv() => break 0,
+            _ = watchdog => notifier.send("WATCHDOG=1"),
             _ = sighup.recv() => {
                 // SIGHUP: re-discover, re-render, check with nginx -t and reload gracefully; a bad folder keeps the
                 // last good state.
@@ -171,11 +179,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
         }
     };
 
-    tracing::info!("stopping: waiting up to {} s for in-flight requests (press Ctrl-C again to force)", STOP_GRACE.as_secs());
+    notifier.stopping();
+    let grace = settings.shutdown_grace;
+    tracing::info!("stopping: waiting up to {} ms for in-flight requests (press Ctrl-C again to force)", grace.as_millis());
     control_task.abort();
     // nginx first: it drains in-flight requests, which still need their workers; then the workers.
     let stop = async {
-        gateway.stop(STOP_GRACE).await;
+        gateway.stop(grace).await;
         workers.stop_all(WORKER_STOP_GRACE).await;
     };
     tokio::select! {
