@@ -13,3 +13,4 @@ mod remote_peer;
 mod runtimes;
 mod secrets;
 mod skeleton;
+mod supervision;

@@ -7,6 +7,15 @@ pub const MAX_DELAY: Duration = Duration::from_secs(8);
 /// A process that ran this long before crashing starts over at the first delay.
 pub const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 
+/// Consecutive quick crashes after which a process is shown as `failed` (a crash loop). It keeps being retried at
+/// the capped delay, and its crashes are logged once on entering the state rather than on every retry.
+pub const CRASH_LOOP_AFTER: u32 = 5;
+
+/// Whether `attempt` consecutive quick crashes make a crash loop.
+pub fn in_crash_loop(attempt: u32) -> bool {
+    attempt >= CRASH_LOOP_AFTER
+}
+
 /// The delay before restart number `attempt` (0-based) of a crash loop.
 pub fn delay(attempt: u32) -> Duration {
     FIRST_DELAY.saturating_mul(2u32.saturating_pow(attempt.min(16))).min(MAX_DELAY)
@@ -37,5 +46,17 @@ mod tests {
         assert_eq!(next_attempt(5, Duration::from_secs(31)), 1);
         assert_eq!(delay(next_attempt(5, Duration::from_secs(31)) - 1), FIRST_DELAY);
         assert_eq!(next_attempt(5, Duration::from_secs(1)), 6);
+    }
+
+    #[test]
+    fn five_quick_crashes_make_a_crash_loop_and_a_healthy_run_ends_it() {
+        let mut attempt = 0;
+        for _ in 0..4 {
+            attempt = next_attempt(attempt, Duration::from_millis(50));
+        }
+        assert!(!in_crash_loop(attempt));
+        attempt = next_attempt(attempt, Duration::from_millis(50));
+        assert!(in_crash_loop(attempt));
+        assert!(!in_crash_loop(next_attempt(attempt, HEALTHY_AFTER)));
     }
 }

@@ -87,7 +87,8 @@ impl Instance {
     }
 
     /// What `status` and a trusted `/_fn/health` show: the runtimes the catalog uses and every function's worker.
-    /// `status` is `degraded` when a runtime with functions has no interpreter, or a warm function's worker is down.
+    /// `status` is `degraded` when a runtime with functions has no interpreter, a warm function's worker is down, or a
+    /// function is in a crash loop.
     pub fn status(&self) -> Value {
         let used: std::collections::BTreeSet<_> = self.workers.catalog().functions.iter().map(|f| f.runtime).collect();
         let runtimes: serde_json::Map<String, Value> = self
@@ -105,7 +106,8 @@ impl Instance {
             .collect();
         let functions = self.workers.snapshot();
         let cold_warm: Vec<&str> = functions.iter().filter(|f| f.warm && f.state != "running").map(|f| f.name.as_str()).collect();
-        let degraded = runtimes.values().any(|r| r["up"] == false) || !cold_warm.is_empty();
+        let failed: Vec<&str> = functions.iter().filter(|f| f.state == "failed").map(|f| f.name.as_str()).collect();
+        let degraded = runtimes.values().any(|r| r["up"] == false) || !cold_warm.is_empty() || !failed.is_empty();
         json!({
             "status": if degraded { "degraded" } else { "ok" },
             "mode": self.settings.mode,
@@ -115,6 +117,8 @@ impl Instance {
             "functions_root": self.settings.functions_root,
             "runtimes": runtimes,
             "warm_down": cold_warm,
+            // Functions in a crash loop (five quick crashes in a row).
+            "failed": failed,
             "sandbox": self.workers.sandbox_view(),
             "functions": functions,
             "reload": {

@@ -43,6 +43,13 @@ pub struct WorkerEnv {
     pub strict_fs: bool,
 }
 
+/// How one try to make a worker ready ended, short of an error.
+enum Attempt {
+    Ready,
+    /// A reload replaced the function during the start.
+    Superseded,
+}
+
 #[derive(Debug, Clone, Copy)]
 enum State {
     Idle,
@@ -70,7 +77,8 @@ pub struct WorkerView {
     pub id: String,
     pub name: String,
     pub runtime: Runtime,
-    /// `cold` (not started), `running`, or `backoff` (crashed; held back before the next start).
+    /// `cold` (not started), `running`, `backoff` (crashed; held back before the next start) or `failed` (a crash
+    /// loop: five quick crashes in a row; still retried every 8 s, or at once after an edit of the function).
     pub state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
@@ -126,6 +134,18 @@ impl Workers {
 
     /// Makes sure worker `index` of the function's pool is running and answers ping; starts it if needed.
     pub async fn ensure(self: &Arc<Self>, id: &str, index: usize) -> Result<(), String> {
+        match self.ensure_once(id, index).await? {
+            Attempt::Ready => Ok(()),
+            // A reload replaced the function while its worker was starting (and stopped that worker): not a crash.
+            // Start the new version, once.
+            Attempt::Superseded => match self.ensure_once(id, index).await? {
+                Attempt::Ready => Ok(()),
+                Attempt::Superseded => Err(format!("`{id}` is being reloaded; try again")),
+            },
+        }
+    }
+
+    async fn ensure_once(self: &Arc<Self>, id: &str, index: usize) -> Result<Attempt, String> {
         let catalog = self.catalog();
         let function = catalog.function(id).ok_or_else(|| format!("unknown function `{id}`"))?.clone();
         let socket = function.sockets.get(index).cloned().ok_or_else(|| format!("`{}` has no worker {index}", function.name))?;
@@ -136,7 +156,7 @@ impl Workers {
             // The gateway asks only when it could not connect: either a concurrent cold start already finished
             // (the worker answers) or the worker just died and we have not reaped it yet (it does not).
             if ping(&socket, Duration::from_secs(1)).await.is_ok() {
-                return Ok(());
+                return Ok(Attempt::Ready);
             }
             tracing::warn!(function = %function.name, index, "worker stopped answering; restarting it");
             self.kill(id, index);
@@ -144,7 +164,7 @@ impl Workers {
         {
             let st = slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             match st.state {
-                State::Running { .. } => return Ok(()),
+                State::Running { .. } => return Ok(Attempt::Ready),
                 State::Backoff { until } if Instant::now() < until => {
                     let last = st.last_exit.map(|e| format!(" ({e})")).unwrap_or_default();
                     return Err(format!(
@@ -157,16 +177,17 @@ impl Workers {
             }
         }
         match self.start(&function, index, &slot).await {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(Attempt::Ready),
+            Err(_) if self.catalog().function(id) != Some(&function) => Ok(Attempt::Superseded),
             Err(why) => {
                 let mut st = slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                // A worker that exited during start was already counted by on_exit.
+                // A worker that exited during start was already counted (and logged) by on_exit.
                 if !matches!(st.state, State::Backoff { .. }) {
                     let delay = backoff::delay(st.attempt);
                     st.attempt = st.attempt.saturating_add(1);
                     st.state = State::Backoff { until: Instant::now() + delay };
+                    log_failure(&function.name, st.attempt, &format!("worker failed to start: {why}"));
                 }
-                tracing::warn!(function = %function.name, error = %why, "worker failed to start");
                 Err(why)
             }
         }
@@ -235,7 +256,14 @@ impl Workers {
         })
         .map_err(|e| e.to_string())?;
         ChildSetup::sandboxed(listener.as_raw_fd(), Arc::clone(&self.env.sandbox), landlock).apply(&mut command);
-        let mut child = command.spawn().map_err(|e| format!("cannot start `{}`: {e}", interpreter.display()))?;
+        let mut child = command.spawn().map_err(|e| {
+            // The worker starts in its function's folder: a folder deleted a moment ago fails the spawn with ENOENT.
+            if function.dir.is_dir() {
+                format!("cannot start `{}`: {e}", interpreter.display())
+            } else {
+                format!("the folder of `{}` is gone ({}); it is removed at the next reload", function.name, function.dir.display())
+            }
+        })?;
         // Our copy of the listening socket must close, so that a dead worker means "connection refused".
         drop(listener);
         let pid = child.id().ok_or("worker exited before it could be watched")?;
@@ -314,7 +342,7 @@ impl Workers {
                 st.attempt = backoff::next_attempt(st.attempt, since.elapsed());
                 let delay = backoff::delay(st.attempt.saturating_sub(1));
                 st.state = State::Backoff { until: Instant::now() + delay };
-                tracing::warn!(function = %name, pid, exit = %end, restart_after_ms = delay.as_millis() as u64, "worker exited unexpectedly");
+                log_failure(name, st.attempt, &format!("worker exited unexpectedly (pid {pid}, {end}); next start in {} ms", delay.as_millis()));
                 Some(delay)
             }
             _ => {
@@ -337,7 +365,8 @@ impl Workers {
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
                     if let Err(why) = workers.ensure(&id, index).await {
-                        tracing::warn!(function = %id, error = %why, "warm worker did not come back; the next request retries");
+                        // Its crash is logged where it is counted; a crash loop must not add a line per retry here.
+                        tracing::debug!(function = %id, error = %why, "warm worker did not come back; the next request retries");
                     }
                 });
             }
@@ -350,7 +379,7 @@ impl Workers {
         let mut failed = Vec::new();
         for function in catalog.functions.iter().filter(|f| f.warm && f.config_error.is_none() && f.build_error.is_none() && !f.runtime.in_process()) {
             if let Err(why) = self.ensure(&function.id, 0).await {
-                tracing::warn!(function = %function.name, error = %why, "warm worker did not start");
+                tracing::debug!(function = %function.name, error = %why, "warm worker did not start");
                 failed.push(function.name.clone());
             }
         }
@@ -402,6 +431,7 @@ impl Workers {
                             pid = pid.or(Some(p));
                             running += 1;
                         }
+                        State::Backoff { .. } if backoff::in_crash_loop(st.attempt) && state != "running" => state = "failed",
                         State::Backoff { .. } if state == "cold" => state = "backoff",
                         _ => {}
                     }
@@ -447,6 +477,11 @@ impl Workers {
                 continue;
             }
             let mut st = slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            // An edit may be the fix: a crashing function gets a fresh start at once, not after its backoff.
+            st.attempt = 0;
+            if matches!(st.state, State::Backoff { .. }) {
+                st.state = State::Idle;
+            }
             if let State::Running { pid, .. } = st.state {
                 st.state = State::Idle;
                 if let Some(socket) = socket_of(&old, key) {
@@ -582,4 +617,16 @@ async fn ping(socket: &Path, timeout: Duration) -> Result<(), String> {
         }
     };
     tokio::time::timeout(timeout, attempt).await.map_err(|_| format!("no answer within {} ms", timeout.as_millis()))?
+}
+
+/// Logs a worker's crash or failed start: a warning until it is in a crash loop, one error on entering it, and only
+/// debug lines for its later retries (a crash loop must not flood the log).
+fn log_failure(name: &str, attempt: u32, what: &str) {
+    if attempt == backoff::CRASH_LOOP_AFTER {
+        tracing::error!(function = %name, attempts = attempt, "{what}; crash loop: marked failed, still retried (at most {} s apart)", backoff::MAX_DELAY.as_secs());
+    } else if backoff::in_crash_loop(attempt) {
+        tracing::debug!(function = %name, attempts = attempt, "{what}");
+    } else {
+        tracing::warn!(function = %name, attempts = attempt, "{what}");
+    }
 }
