@@ -33,6 +33,7 @@ pub mod env {
     pub const STRICT_FS: &str = "FN_STRICT_FS";
     pub const HOT_RELOAD: &str = "FN_HOT_RELOAD";
     pub const SHUTDOWN_GRACE_MS: &str = "FN_SHUTDOWN_GRACE_MS";
+    pub const LOG_MAX_BYTES: &str = "FN_LOG_MAX_BYTES";
     pub const ZERO_CONFIG_IGNORE_DIRS: &str = "FN_ZERO_CONFIG_IGNORE_DIRS";
     pub const RUNTIMES: &str = "FN_RUNTIMES";
     pub const WORKER_MAX_DATA_MB: &str = "FN_WORKER_MAX_DATA_MB";
@@ -101,6 +102,8 @@ pub struct Settings {
     pub hot_reload: bool,
     /// `FN_SHUTDOWN_GRACE_MS` (default 10 s): how long in-flight requests get at shutdown.
     pub shutdown_grace: std::time::Duration,
+    /// `FN_LOG_MAX_BYTES` (default 16 MiB): size at which each log file the supervisor writes rotates.
+    pub log_max_bytes: u64,
 }
 
 /// Reads an environment variable, treating empty as unset.
@@ -160,6 +163,7 @@ impl Settings {
         let force_url = flag(env::FORCE_URL, &mut problems);
         let strict_fs = env_var(env::STRICT_FS).is_none() || flag(env::STRICT_FS, &mut problems);
         let shutdown_grace = std::time::Duration::from_millis(number(env::SHUTDOWN_GRACE_MS, 0, 10_000, &mut problems));
+        let log_max_bytes = number(env::LOG_MAX_BYTES, 4096, crate::supervise::logfile::DEFAULT_MAX_BYTES, &mut problems);
         let hot_reload = args.hot_reload
             || match env_var(env::HOT_RELOAD) {
                 Some(_) => flag(env::HOT_RELOAD, &mut problems),
@@ -231,6 +235,7 @@ impl Settings {
             runtimes,
             hot_reload,
             shutdown_grace,
+            log_max_bytes,
         })
     }
 }

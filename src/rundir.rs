@@ -109,10 +109,21 @@ impl RunDir {
         };
         // The gateway (nginx workers, maybe another user) must read conf and reach the sockets; nobody else.
         let shared_mode = if gateway.is_some() { 0o750 } else { 0o700 };
-        for (path, mode) in [(&dir.conf, shared_mode), (&dir.sockets, shared_mode), (&dir.tmp, shared_mode), (&dir.logs, 0o700), (&dir.lib, 0o755), (&dir.worker_tmp, 0o711), (&dir.go_builds, 0o711)] {
+        // Logs: the gateway may only pass through, to reopen its own error and access logs after a rotation (the
+        // master hands those files to it); it cannot list the dir or read the supervisor's 0600 logs.
+        let logs_mode = if gateway.is_some() { 0o710 } else { 0o700 };
+        for (path, mode, group_shared) in [
+            (&dir.conf, shared_mode, true),
+            (&dir.sockets, shared_mode, true),
+            (&dir.tmp, shared_mode, true),
+            (&dir.logs, logs_mode, true),
+            (&dir.lib, 0o755, false),
+            (&dir.worker_tmp, 0o711, false),
+            (&dir.go_builds, 0o711, false),
+        ] {
             make_dir(path, mode)?;
             if let Some(user) = gateway {
-                if mode == shared_mode {
+                if group_shared {
                     chown(path, None, Some(user.gid)).map_err(|source| RunDirError::Create { path: path.clone(), source })?;
                 }
             }

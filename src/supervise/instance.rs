@@ -30,6 +30,9 @@ pub struct Instance {
     pub workers: Arc<Workers>,
     pub masks: Masks,
     gateway_pid: AtomicU32,
+    /// nginx master restarts after it died, and how it last ended.
+    gateway_restarts: AtomicU32,
+    gateway_last_exit: std::sync::Mutex<Option<crate::types::ProcessEnd>>,
     started: Instant,
     reloading: tokio::sync::Mutex<()>,
     env_writes: tokio::sync::Mutex<()>,
@@ -62,7 +65,7 @@ impl Refusal {
 
 impl Instance {
     pub fn new(settings: Settings, run_dir: RunDir, workers: Arc<Workers>, masks: Masks) -> Arc<Instance> {
-        Arc::new(Instance { settings, run_dir, workers, masks, gateway_pid: AtomicU32::new(0), started: Instant::now(), reloading: tokio::sync::Mutex::new(()), env_writes: tokio::sync::Mutex::new(()), last_reload: std::sync::Mutex::new(None), watching: std::sync::atomic::AtomicBool::new(false), notifier: std::sync::Mutex::new(None) })
+        Arc::new(Instance { settings, run_dir, workers, masks, gateway_pid: AtomicU32::new(0), gateway_restarts: AtomicU32::new(0), gateway_last_exit: std::sync::Mutex::new(None), started: Instant::now(), reloading: tokio::sync::Mutex::new(()), env_writes: tokio::sync::Mutex::new(()), last_reload: std::sync::Mutex::new(None), watching: std::sync::atomic::AtomicBool::new(false), notifier: std::sync::Mutex::new(None) })
     }
 
     /// Reloads then tell systemd RELOADING=1 … READY=1.
@@ -84,6 +87,14 @@ impl Instance {
 
     pub fn set_gateway_pid(&self, pid: u32) {
         self.gateway_pid.store(pid, Ordering::Relaxed);
+    }
+
+    /// Records that the nginx master died on its own (it is restarted next).
+    pub fn gateway_died(&self, end: Option<crate::types::ProcessEnd>) {
+        self.gateway_restarts.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut last) = self.gateway_last_exit.lock() {
+            *last = end;
+        }
     }
 
     /// What `status` and a trusted `/_fn/health` show: the runtimes the catalog uses and every function's worker.
@@ -116,6 +127,11 @@ impl Instance {
             "listen": self.settings.listen.to_string(),
             "functions_root": self.settings.functions_root,
             "runtimes": runtimes,
+            "nginx": {
+                "pid": self.gateway_pid.load(Ordering::Relaxed),
+                "restarts": self.gateway_restarts.load(Ordering::Relaxed),
+                "last_exit": self.gateway_last_exit.lock().map(|l| *l).unwrap_or(None),
+            },
             "warm_down": cold_warm,
             // Functions in a crash loop (five quick crashes in a row).
             "failed": failed,

@@ -11,6 +11,7 @@
 //! a second one skips the grace.
 
 pub mod backoff;
+pub mod logfile;
 pub mod instance;
 pub mod nginx;
 pub mod output;
@@ -57,7 +58,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
     let catalog = Arc::new(prepared.catalog);
 
     let interpreters = resolve_interpreters(&settings, &catalog);
-    let output = OutputSink::open(&run_dir.logs.join("runtime.log"), settings.mode == Mode::Dev, masks.clone())
+    let output = OutputSink::open(&run_dir.logs.join("runtime.log"), &run_dir.logs.join("processes"), settings.log_max_bytes, settings.mode == Mode::Dev, masks.clone())
         .with_context(|| format!("cannot open `{}`", run_dir.logs.join("runtime.log").display()))?;
 
     let workers = Workers::new(
@@ -154,6 +155,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
                 }
             }
             status = gateway.child.wait() => {
+                let ended = status.as_ref().ok().map(|s| crate::types::ProcessEnd::from_status(*s));
+                instance.gateway_died(ended);
                 let end = status.map(crate::types::ProcessEnd::from_status).map(|e| e.to_string()).unwrap_or_else(|e| e.to_string());
                 // Whatever the master left (its workers) goes with its group, then it starts again after the backoff.
                 process::signal_group(gateway.pid, nix::sys::signal::Signal::SIGKILL);
@@ -175,7 +178,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
                     Err(e) => tracing::error!(error = %e, "cannot restart nginx; trying again"),
                 }
             }
-            _ = tokio::time::sleep(Duration::from_secs(1)) => process::reap_orphans(&owned),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                process::reap_orphans(&owned);
+                rotate_nginx_logs(&run_dir, settings.log_max_bytes, gateway.pid);
+            }
         }
     };
 
@@ -269,6 +275,21 @@ fn announce(settings: &Settings, run_dir: &RunDir, catalog: &Catalog, took: Dura
         catalog::write_atomic(path, format!("{line}\n").as_bytes(), 0o644).with_context(|| format!("cannot write the ready file `{}`", path.display()))?;
     }
     Ok(())
+}
+
+/// nginx writes its own error and access logs: past the size limit they are shifted to `.1` and the master is told
+/// to reopen them (SIGUSR1), which it does without dropping a request.
+fn rotate_nginx_logs(run_dir: &RunDir, max_bytes: u64, master: u32) {
+    for path in [run_dir.error_log(), run_dir.logs.join("access.log")] {
+        if logfile::outgrown(&path, max_bytes) {
+            match logfile::shift_keeping_owner(&path) {
+                Ok(()) => {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(master as i32), nix::sys::signal::Signal::SIGUSR1);
+                }
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot rotate an nginx log"),
+            }
+        }
+    }
 }
 
 fn error_log_tail(path: &std::path::Path, lines: usize) -> String {

@@ -1,10 +1,13 @@
 //! Child output: every line a child prints is prefixed with who printed it, bounded, stripped of terminal escapes,
-//! written to the instance's log file and, in dev, echoed to the terminal. The reader never stops draining, so a
-//! child can never block on a full pipe.
+//! written to the instance's combined log and to the process's own log file (both rotated by size) and, in dev,
+//! echoed to the terminal. The reader never stops draining, so a child can never block on a full pipe.
 
+use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+use super::logfile::{self, RotatingFile};
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -36,29 +39,59 @@ impl Masks {
     }
 }
 
+/// Where a sink writes: the combined log, and a directory of one log per process name.
+struct Files {
+    combined: Mutex<RotatingFile>,
+    per_process_dir: PathBuf,
+    per_process: Mutex<HashMap<String, RotatingFile>>,
+    max_bytes: u64,
+}
+
 #[derive(Clone)]
 pub struct OutputSink {
-    file: Option<Arc<Mutex<std::fs::File>>>,
+    files: Option<Arc<Files>>,
     echo: bool,
     masks: Masks,
 }
 
 impl OutputSink {
-    pub fn open(path: &Path, echo: bool, masks: Masks) -> std::io::Result<OutputSink> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
-        Ok(OutputSink { file: Some(Arc::new(Mutex::new(file))), echo, masks })
+    /// Writes to `combined` and to `<per_process_dir>/<process>.log`, each rotated at `max_bytes`.
+    pub fn open(combined: &Path, per_process_dir: &Path, max_bytes: u64, echo: bool, masks: Masks) -> std::io::Result<OutputSink> {
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700).create(per_process_dir)?;
+        let files = Files {
+            combined: Mutex::new(RotatingFile::open(combined, max_bytes)?),
+            per_process_dir: per_process_dir.to_path_buf(),
+            per_process: Mutex::new(HashMap::new()),
+            max_bytes,
+        };
+        Ok(OutputSink { files: Some(Arc::new(files)), echo, masks })
     }
 
     /// A sink for a child that keeps its own log files (nginx): lines are only echoed, in dev.
     pub fn echo_only(echo: bool) -> OutputSink {
-        OutputSink { file: None, echo, masks: Masks::default() }
+        OutputSink { files: None, echo, masks: Masks::default() }
     }
 
     pub fn line(&self, prefix: &str, line: &str) {
         let text = self.masks.apply(format!("[{prefix}] {line}\n"));
-        if let Some(Ok(mut file)) = self.file.as_ref().map(|f| f.lock()) {
-            let _ = file.write_all(text.as_bytes());
+        if let Some(files) = &self.files {
+            if let Ok(mut combined) = files.combined.lock() {
+                let _ = combined.write(text.as_bytes());
+            }
+            if let Ok(mut per_process) = files.per_process.lock() {
+                if !per_process.contains_key(prefix) {
+                    let path = files.per_process_dir.join(logfile::file_name(prefix));
+                    match RotatingFile::open(&path, files.max_bytes) {
+                        Ok(file) => {
+                            per_process.insert(prefix.to_string(), file);
+                        }
+                        Err(e) => tracing::debug!(path = %path.display(), error = %e, "cannot open a process log"),
+                    }
+                }
+                if let Some(file) = per_process.get_mut(prefix) {
+                    let _ = file.write(text.as_bytes());
+                }
+            }
         }
         if self.echo {
             let _ = std::io::stderr().write_all(text.as_bytes());
@@ -133,7 +166,7 @@ mod tests {
         let path = dir.path().join("out.log");
         let masks = Masks::default();
         masks.set(crate::secrets::mask_set(["hunter22"].into_iter()));
-        let sink = OutputSink::open(&path, false, masks).expect("open");
+        let sink = OutputSink::open(&path, &dir.path().join("processes"), 1 << 20, false, masks).expect("open");
         let mut input = vec![b'a'; MAX_LINE + 10];
         input.extend_from_slice(b"\nsecond hunter22\nlast-no-newline");
         sink.drain("fn:x".into(), &input[..]).await;
@@ -143,5 +176,7 @@ mod tests {
         assert!(lines[0].ends_with("…[10 bytes truncated]"));
         assert_eq!(lines[1], "[fn:x] second <hidden>", "secrets are masked");
         assert_eq!(lines[2], "[fn:x] last-no-newline");
+        let own = std::fs::read_to_string(dir.path().join("processes/fn_x.log")).expect("the process's own log");
+        assert_eq!(own, text, "the same lines, in the process's own file");
     }
 }

@@ -581,19 +581,25 @@ fn remove_socket(path: &Path) {
     }
 }
 
-/// Binds the worker's socket: stale file removed, mode 0600, owned by the gateway.
+/// Binds the worker's socket: mode 0600, owned by the gateway. It is bound under a temporary name and renamed into
+/// place once its owner and mode are right, so the gateway never finds it at `path` still owned by us (EACCES).
 fn bind_socket(path: &Path, owner: Option<u32>) -> Result<std::os::unix::net::UnixListener, String> {
     use std::os::unix::fs::PermissionsExt;
-    match std::fs::remove_file(path) {
+    let mut staging = path.as_os_str().to_os_string();
+    staging.push(".new");
+    let staging = PathBuf::from(staging);
+    match std::fs::remove_file(&staging) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot remove stale socket `{}`: {e}", path.display())),
+        Err(e) => return Err(format!("cannot remove stale socket `{}`: {e}", staging.display())),
     }
-    let listener = std::os::unix::net::UnixListener::bind(path).map_err(|e| format!("cannot bind `{}`: {e}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| format!("cannot chmod `{}`: {e}", path.display()))?;
+    let listener = std::os::unix::net::UnixListener::bind(&staging).map_err(|e| format!("cannot bind `{}`: {e}", staging.display()))?;
+    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600)).map_err(|e| format!("cannot chmod `{}`: {e}", staging.display()))?;
     if let Some(uid) = owner {
-        crate::rundir::chown(path, Some(uid), None).map_err(|e| format!("cannot chown `{}`: {e}", path.display()))?;
+        crate::rundir::chown(&staging, Some(uid), None).map_err(|e| format!("cannot chown `{}`: {e}", staging.display()))?;
     }
+    // rename() replaces a stale socket at `path` atomically.
+    std::fs::rename(&staging, path).map_err(|e| format!("cannot move the socket into place at `{}`: {e}", path.display()))?;
     Ok(listener)
 }
 
