@@ -10,8 +10,10 @@ use notify::{RecursiveMode, Watcher};
 
 use crate::supervise::instance::Instance;
 
-/// Events arriving within this window after the first are handled as one batch.
-pub const DEBOUNCE: Duration = Duration::from_millis(150);
+/// Events arriving within this window after the first are handled as one batch. An editor's save (temp file, rename)
+/// takes a few milliseconds; a longer burst (a `git checkout`) simply makes a second reload. Kept short because it
+/// adds directly to the write-to-new-answer time, on top of nginx's ~100 ms worker swap.
+pub const DEBOUNCE: Duration = Duration::from_millis(80);
 
 /// Folder names whose changes never matter (besides names starting with `.`).
 const IGNORED_DIRS: &[&str] = &["node_modules", "__pycache__", "vendor", "target"];

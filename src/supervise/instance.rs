@@ -168,6 +168,7 @@ impl Instance {
     }
 
     fn reload_locked(&self) -> Result<Value, String> {
+        let started = Instant::now();
         let (catalog, warnings) = self.prepare().map_err(|e| format!("{e:#}"))?;
         let catalog = Arc::new(catalog);
         self.workers.replace_catalog(Arc::clone(&catalog));
@@ -183,7 +184,8 @@ impl Instance {
                     .map_err(|e| format!("cannot signal nginx to reload: {e}"))?;
             }
         }
-        tracing::info!(functions = catalog.functions.len(), routes = catalog.routes.len(), "reloaded");
+        // The time to discover, install, render and check: nginx then swaps its workers in the background.
+        tracing::info!(functions = catalog.functions.len(), routes = catalog.routes.len(), took_ms = started.elapsed().as_millis() as u64, "reloaded");
         Ok(json!({
             "ok": true,
             "functions": catalog.functions.len(),
