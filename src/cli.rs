@@ -27,6 +27,25 @@ pub enum Command {
     Dev(StackArgs),
     /// Production service: serve the functions folder (for systemd and other service managers).
     Run(StackArgs),
+    /// Show a running instance: supervisor, nginx, every function's worker. Exit 0 ready, 1 degraded, 3 not running,
+    /// 4 no such instance.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The instance's address [default: the only instance running, else FN_HOST_BIND/FN_HOST_PORT's].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+
+    /// The run base the instance uses [default: FN_RUN_DIR, /run/fastfn as root, $XDG_RUNTIME_DIR/fastfn, or
+    /// /tmp/fastfn-<uid>].
+    #[arg(long, value_name = "PATH")]
+    pub run_dir: Option<PathBuf>,
+
+    /// Print the JSON object (with a `schema` version) instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

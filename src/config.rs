@@ -284,7 +284,8 @@ pub fn parse_listen(flag: Option<&str>, bind: Option<&str>, port: Option<&str>) 
     Ok(SocketAddr::new(ip, port))
 }
 
-fn default_run_base() -> PathBuf {
+/// Where run dirs go when neither `--run-dir` nor `FN_RUN_DIR` says.
+pub fn default_run_base() -> PathBuf {
     let uid = nix::unistd::Uid::effective();
     if uid.is_root() {
         return PathBuf::from("/run/fastfn");

@@ -20,6 +20,7 @@
 //! - `control`: the control socket the gateway uses to start cold workers and stop timed-out ones.
 //! - `supervise`: starts nginx and the function workers, watches them, stops everything on a signal.
 //! - `watch`: hot reload: a debounced watcher over the functions folder that re-runs discovery.
+//! - `status`: `fastfn status`: finds a running instance and shows its supervisor's snapshot.
 //! - `systemd`: sd_notify (READY, STATUS, RELOADING, STOPPING, WATCHDOG) for Type=notify units.
 //! - `types`: vocabulary shared by all of the above (runtimes, methods, modes, process ends).
 //!
@@ -43,6 +44,7 @@ mod guard;
 mod render;
 mod sandbox;
 mod secrets;
+mod status;
 mod rundir;
 mod supervise;
 mod systemd;
@@ -70,6 +72,7 @@ fn main() {
     let (mode, args) = match &cli.command {
         Command::Dev(args) => (Mode::Dev, args),
         Command::Run(args) => (Mode::Run, args),
+        Command::Status(args) => std::process::exit(status_command(args)),
     };
     if !args.native {
         let verb = mode.as_str();
@@ -87,6 +90,40 @@ fn run(settings: config::Settings) -> anyhow::Result<i32> {
     // One thread: it forks every child, so PDEATHSIG only fires when the supervisor itself exits.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(supervise::run(settings))
+}
+
+/// `fastfn status`: prints what it found and returns the LSB exit code.
+fn status_command(args: &cli::StatusArgs) -> i32 {
+    let env_listen = || {
+        if args.listen.is_none() && config::env_var(config::env::HOST_BIND).is_none() && config::env_var(config::env::HOST_PORT).is_none() {
+            return Ok(None);
+        }
+        config::parse_listen(args.listen.as_deref(), config::env_var(config::env::HOST_BIND).as_deref(), config::env_var(config::env::HOST_PORT).as_deref()).map(Some)
+    };
+    let listen = match env_listen() {
+        Ok(listen) => listen,
+        Err(why) => {
+            eprintln!("error: {why}");
+            return exit::USAGE;
+        }
+    };
+    let base = args.run_dir.clone().or_else(|| config::env_var(config::env::RUN_DIR).map(std::path::PathBuf::from)).unwrap_or_else(config::default_run_base);
+    let found = match status::locate(&base, listen) {
+        Err(why) => status::Found::NoSuchInstance(why),
+        Ok(dir) => match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime.block_on(status::ask(&dir)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::FAILURE;
+            }
+        },
+    };
+    if args.json {
+        println!("{}", status::to_json(&found));
+    } else {
+        print!("{}", status::to_table(&found));
+    }
+    status::exit_code(&found)
 }
 
 fn init_logging(format: LogFormat) {

@@ -72,11 +72,7 @@ impl RunDir {
         let me = nix::unistd::Uid::effective().as_raw();
         make_dir(base, 0o711)?;
         check_owned(base, me)?;
-        let name = match listen {
-            SocketAddr::V4(a) => format!("{}-{}", a.ip(), a.port()),
-            SocketAddr::V6(a) => format!("{}-{}", a.ip().to_string().replace(':', "_"), a.port()),
-        };
-        let root = base.join(name);
+        let root = base.join(instance_name(listen));
         if root.to_string_lossy().chars().any(|c| c.is_whitespace() || "\"';{}$#\\".contains(c)) {
             return Err(RunDirError::UnsafeChars(root));
         }
@@ -162,6 +158,14 @@ fn take_lock(root: &Path, listen: SocketAddr) -> Result<File, RunDirError> {
 /// Changes owner and/or group of a path.
 pub fn chown(path: &Path, uid: Option<u32>, gid: Option<u32>) -> std::io::Result<()> {
     std::os::unix::fs::chown(path, uid, gid)
+}
+
+/// The name of the run dir of the instance listening on `listen` (under the run base).
+pub fn instance_name(listen: SocketAddr) -> String {
+    match listen {
+        SocketAddr::V4(a) => format!("{}-{}", a.ip(), a.port()),
+        SocketAddr::V6(a) => format!("{}-{}", a.ip().to_string().replace(':', "_"), a.port()),
+    }
 }
 
 #[cfg(test)]

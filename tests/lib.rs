@@ -13,4 +13,5 @@ mod remote_peer;
 mod runtimes;
 mod secrets;
 mod skeleton;
+mod status;
 mod supervision;

@@ -1,0 +1,96 @@
+//! Issue 10: `fastfn status` against a real stack: healthy, degraded, busy, stopped and unknown instances, with the
+//! LSB exit codes (0 ready, 1 degraded, 3 not running, 4 no such instance) and the JSON fields ops scripts read.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
+use crate::harness::{wait_until, Stack, FASTFN};
+
+/// Runs `fastfn status` for the stack's run base; returns (exit code, stdout).
+fn status(stack: &Stack, extra: &[&str]) -> (i32, String) {
+    let base = stack.run_dir().parent().expect("run base").to_path_buf();
+    let out = Command::new(FASTFN).arg("status").arg("--run-dir").arg(&base).args(extra).env_remove("FN_HOST_PORT").env_remove("FN_HOST_BIND").output().expect("run fastfn status");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn status_json(stack: &Stack, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec!["--json"];
+    args.extend_from_slice(extra);
+    let (code, out) = status(stack, &args);
+    (code, serde_json::from_str(&out).unwrap_or_else(|e| panic!("status --json is not JSON ({e}): {out}")))
+}
+
+#[test]
+fn a_healthy_stack_is_ready_with_every_documented_field() {
+    let stack = Stack::new().file("hello/handler.py", "def handler(event):\n    return {}\n").start();
+    assert_eq!(stack.get("/hello").status, 200);
+    let listen = format!("127.0.0.1:{}", stack.port);
+    let (code, table) = status(&stack, &["--listen", &listen]);
+    assert_eq!(code, 0, "{table}");
+    assert!(table.contains("hello/handler.py") && table.contains("running") && table.contains(&listen), "{table}");
+    let (code, json) = status_json(&stack, &[]);
+    assert_eq!(code, 0, "the only instance is found without --listen: {json}");
+    assert_eq!(json["schema"], 1);
+    assert_eq!(json["state"], "running");
+    assert_eq!(json["status"], "ok");
+    assert_eq!(json["pid"], stack.pid());
+    assert_eq!(json["listen"], listen);
+    for field in ["version", "mode", "uptime_s", "functions_root", "runtimes", "sandbox", "nginx", "reload", "failed", "warm_down"] {
+        assert!(json.get(field).is_some(), "{field} missing: {json}");
+    }
+    let function = &json["functions"][0];
+    for field in ["id", "name", "runtime", "state", "workers", "pool", "restarts", "warm"] {
+        assert!(function.get(field).is_some(), "functions[].{field} missing: {function}");
+    }
+    assert!(json["nginx"]["pid"].as_u64().is_some_and(|p| p > 0), "{json}");
+}
+
+#[test]
+fn a_crash_loop_makes_status_degraded() {
+    let stack = Stack::new()
+        .file("ok/handler.py", "def handler(event):\n    return {}\n")
+        .file("boom/handler.py", "import os\nos._exit(7)\n")
+        .file("boom/fn.config.json", r#"{"keep_warm": {"enabled": true}}"#)
+        .start();
+    let mut last = (0, String::new());
+    assert!(wait_until(Duration::from_secs(20), || {
+        last = status(&stack, &[]);
+        last.0 == 1 && last.1.contains("failed")
+    }), "never degraded with the function failed: {last:?}");
+}
+
+#[test]
+fn status_answers_while_every_worker_is_busy() {
+    let stack = Stack::new()
+        .file("slow/handler.py", "import time\ndef handler(event):\n    time.sleep(3)\n    return {}\n")
+        .file("slow/fn.config.json", r#"{"timeout_ms": 6000, "worker_pool": {"max_workers": 1}}"#)
+        .start();
+    let port = stack.port;
+    let busy = std::thread::spawn(move || crate::harness::http::get(port, "/slow"));
+    std::thread::sleep(Duration::from_millis(800));
+    let started = Instant::now();
+    let (code, json) = status_json(&stack, &[]);
+    let took = started.elapsed();
+    assert_eq!(code, 0, "{json}");
+    assert!(took < Duration::from_secs(1), "status took {took:?} while the worker was busy");
+    eprintln!("status answered in {} ms while the only worker was busy", took.as_millis());
+    assert_eq!(busy.join().expect("thread").status, 200);
+}
+
+#[test]
+fn a_stopped_instance_is_3_and_an_unknown_one_is_4() {
+    let mut stack = Stack::new().file("hello/handler.py", "def handler(event):\n    return {}\n").start();
+    let (code, json) = status_json(&stack, &["--listen", "127.0.0.1:1"]);
+    assert_eq!(code, 4, "{json}");
+    assert_eq!(json["state"], "no-such-instance");
+    let _ = stack.signal_and_wait(Signal::SIGTERM, Duration::from_secs(10)).expect("stops");
+    let (code, json) = status_json(&stack, &["--listen", &format!("127.0.0.1:{}", stack.port)]);
+    assert_eq!(code, 3, "{json}");
+    assert_eq!(json["state"], "not-running");
+    let (code, table) = status(&stack, &[]);
+    assert_eq!(code, 3, "{table}");
+    assert!(table.contains("not running"), "{table}");
+}
