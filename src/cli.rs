@@ -30,10 +30,26 @@ pub enum Command {
     /// Show a running instance: supervisor, nginx, every function's worker. Exit 0 ready, 1 degraded, 3 not running,
     /// 4 no such instance.
     Status(StatusArgs),
+    /// Stop a running instance gracefully (SIGTERM: in-flight requests finish) and wait until it has exited.
+    Stop(InstanceArgs),
+    /// Reload a running instance: re-discover the folder, check the new nginx config, swap it in (like SIGHUP), and
+    /// report the result.
+    Reload(InstanceArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    #[command(flatten)]
+    pub instance: InstanceArgs,
+
+    /// Print the JSON object (with a `schema` version) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which running instance a command talks to.
+#[derive(Debug, Args)]
+pub struct InstanceArgs {
     /// The instance's address [default: the only instance running, else FN_HOST_BIND/FN_HOST_PORT's].
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<String>,
@@ -42,10 +58,6 @@ pub struct StatusArgs {
     /// /tmp/fastfn-<uid>].
     #[arg(long, value_name = "PATH")]
     pub run_dir: Option<PathBuf>,
-
-    /// Print the JSON object (with a `schema` version) instead of the table.
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Args)]

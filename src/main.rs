@@ -73,6 +73,8 @@ fn main() {
         Command::Dev(args) => (Mode::Dev, args),
         Command::Run(args) => (Mode::Run, args),
         Command::Status(args) => std::process::exit(status_command(args)),
+        Command::Stop(args) => std::process::exit(stop_command(args)),
+        Command::Reload(args) => std::process::exit(reload_command(args)),
     };
     if !args.native {
         let verb = mode.as_str();
@@ -92,29 +94,35 @@ fn run(settings: config::Settings) -> anyhow::Result<i32> {
     runtime.block_on(supervise::run(settings))
 }
 
-/// `fastfn status`: prints what it found and returns the LSB exit code.
-fn status_command(args: &cli::StatusArgs) -> i32 {
-    let env_listen = || {
-        if args.listen.is_none() && config::env_var(config::env::HOST_BIND).is_none() && config::env_var(config::env::HOST_PORT).is_none() {
-            return Ok(None);
-        }
-        config::parse_listen(args.listen.as_deref(), config::env_var(config::env::HOST_BIND).as_deref(), config::env_var(config::env::HOST_PORT).as_deref()).map(Some)
-    };
-    let listen = match env_listen() {
-        Ok(listen) => listen,
-        Err(why) => {
-            eprintln!("error: {why}");
-            return exit::USAGE;
-        }
+/// The run dir of the instance a command names (`--listen`, FN_HOST_BIND/FN_HOST_PORT, or the only one), or why not.
+fn locate_instance(args: &cli::InstanceArgs) -> Result<std::path::PathBuf, (i32, String)> {
+    let (bind, port) = (config::env_var(config::env::HOST_BIND), config::env_var(config::env::HOST_PORT));
+    let listen = if args.listen.is_none() && bind.is_none() && port.is_none() {
+        None
+    } else {
+        Some(config::parse_listen(args.listen.as_deref(), bind.as_deref(), port.as_deref()).map_err(|why| (exit::USAGE, why))?)
     };
     let base = args.run_dir.clone().or_else(|| config::env_var(config::env::RUN_DIR).map(std::path::PathBuf::from)).unwrap_or_else(config::default_run_base);
-    let found = match status::locate(&base, listen) {
-        Err(why) => status::Found::NoSuchInstance(why),
-        Ok(dir) => match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    status::locate(&base, listen).map_err(|why| (status::code::NO_SUCH_INSTANCE, why))
+}
+
+fn client_runtime() -> Result<tokio::runtime::Runtime, (i32, String)> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| (exit::FAILURE, e.to_string()))
+}
+
+/// `fastfn status`: prints what it found and returns the LSB exit code.
+fn status_command(args: &cli::StatusArgs) -> i32 {
+    let found = match locate_instance(&args.instance) {
+        Err((code, why)) if code == exit::USAGE => {
+            eprintln!("error: {why}");
+            return code;
+        }
+        Err((_, why)) => status::Found::NoSuchInstance(why),
+        Ok(dir) => match client_runtime() {
             Ok(runtime) => runtime.block_on(status::ask(&dir)),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::FAILURE;
+            Err((code, why)) => {
+                eprintln!("error: {why}");
+                return code;
             }
         },
     };
@@ -124,6 +132,61 @@ fn status_command(args: &cli::StatusArgs) -> i32 {
         print!("{}", status::to_table(&found));
     }
     status::exit_code(&found)
+}
+
+/// `fastfn stop`: SIGTERM to the supervisor, then waits for it to exit (it drains in-flight requests first).
+fn stop_command(args: &cli::InstanceArgs) -> i32 {
+    let result = (|| {
+        let dir = locate_instance(args)?;
+        let runtime = client_runtime()?;
+        let pid = match runtime.block_on(status::ask(&dir)) {
+            status::Found::Running(snapshot) => snapshot["pid"].as_u64().and_then(|p| i32::try_from(p).ok()).ok_or((exit::FAILURE, "the supervisor did not say its pid".to_string()))?,
+            _ => return Err((status::code::NOT_RUNNING, format!("not running ({})", dir.display()))),
+        };
+        let pid = nix::unistd::Pid::from_raw(pid);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).map_err(|e| (exit::FAILURE, format!("cannot signal the supervisor (pid {pid}): {e}")))?;
+        // Its own grace (FN_SHUTDOWN_GRACE_MS, 10 s by default) plus the workers' second and some slack. It has
+        // exited when its run-dir lock is free (a pid check would see an unreaped zombie as alive).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while rundir::is_locked(&dir) {
+            if std::time::Instant::now() > deadline {
+                return Err((exit::FAILURE, format!("the supervisor (pid {pid}) is still running after 30 s")));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Ok(format!("stopped (pid {pid})"))
+    })();
+    finish(result)
+}
+
+/// `fastfn reload`: the same reload as SIGHUP, through the control socket, so the result can be reported.
+fn reload_command(args: &cli::InstanceArgs) -> i32 {
+    let result = (|| {
+        let dir = locate_instance(args)?;
+        let runtime = client_runtime()?;
+        let reply = runtime.block_on(status::call(&dir, "reload", std::time::Duration::from_secs(330))).map_err(|why| (status::code::NOT_RUNNING, why))?;
+        if reply.get("ok") != Some(&serde_json::Value::Bool(true)) {
+            let why = reply.get("error").and_then(serde_json::Value::as_str).unwrap_or("unknown error").to_string();
+            return Err((exit::FAILURE, format!("reload failed; the last good state keeps serving: {why}")));
+        }
+        let summary: serde_json::Value = reply.get("body").and_then(serde_json::Value::as_str).and_then(|b| serde_json::from_str(b).ok()).unwrap_or_default();
+        Ok(format!("reloaded: {} function(s), {} route(s)", summary["functions"], summary["routes"]))
+    })();
+    finish(result)
+}
+
+/// Prints a command's outcome; returns its exit code.
+fn finish(result: Result<String, (i32, String)>) -> i32 {
+    match result {
+        Ok(message) => {
+            println!("{message}");
+            0
+        }
+        Err((code, why)) => {
+            eprintln!("error: {why}");
+            code
+        }
+    }
 }
 
 fn init_logging(format: LogFormat) {

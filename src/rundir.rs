@@ -160,6 +160,15 @@ pub fn chown(path: &Path, uid: Option<u32>, gid: Option<u32>) -> std::io::Result
     std::os::unix::fs::chown(path, uid, gid)
 }
 
+/// Whether an instance still holds the lock of the run dir `root` (the lock goes with its process).
+pub fn is_locked(root: &Path) -> bool {
+    let Ok(file) = fs::File::open(root.join("supervisor.lock")) else { return false };
+    // SAFETY: flock on a descriptor we own; it has no memory-safety preconditions. The probe's lock is released
+    // when `file` closes.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    rc != 0
+}
+
 /// The name of the run dir of the instance listening on `listen` (under the run base).
 pub fn instance_name(listen: SocketAddr) -> String {
     match listen {

@@ -49,19 +49,23 @@ pub fn locate(base: &Path, listen: Option<SocketAddr>) -> Result<PathBuf, String
     }
 }
 
-/// Asks the supervisor of the instance in `run_dir` for its status.
-pub async fn ask(run_dir: &Path) -> Found {
+/// Sends one control-socket request (`{"op": op}`) to the supervisor of the instance in `run_dir`; its reply.
+pub async fn call(run_dir: &Path, op: &str, timeout: Duration) -> Result<Map<String, Value>, String> {
     let socket = run_dir.join("ctl.sock");
     let query = async {
-        let mut stream = tokio::net::UnixStream::connect(&socket).await.map_err(|e| e.to_string())?;
+        let mut stream = tokio::net::UnixStream::connect(&socket).await.map_err(|e| format!("cannot reach {}: {e}", socket.display()))?;
         let mut request = Map::new();
-        request.insert("op".into(), json!("status"));
+        request.insert("op".into(), json!(op));
         crate::frame::write(&mut stream, &request).await.map_err(|e| e.to_string())?;
-        let reply = crate::frame::read(&mut stream, crate::frame::MAX_CONTROL_FRAME).await.map_err(|e| e.to_string())?;
-        reply.get("status").cloned().ok_or_else(|| "the supervisor's answer has no status".to_string())
+        crate::frame::read(&mut stream, crate::frame::MAX_CONTROL_FRAME).await.map_err(|e| e.to_string())
     };
-    match tokio::time::timeout(ASK_TIMEOUT, query).await {
-        Ok(Ok(status)) => Found::Running(status),
+    tokio::time::timeout(timeout, query).await.map_err(|_| format!("no answer within {} s", timeout.as_secs()))?
+}
+
+/// Asks the supervisor of the instance in `run_dir` for its status.
+pub async fn ask(run_dir: &Path) -> Found {
+    match call(run_dir, "status", ASK_TIMEOUT).await.map(|reply| reply.get("status").cloned()) {
+        Ok(Some(status)) => Found::Running(status),
         // No socket, or nobody behind it: the instance is stopped (a stale run dir).
         _ => Found::NotRunning(run_dir.to_path_buf()),
     }

@@ -94,3 +94,45 @@ fn a_stopped_instance_is_3_and_an_unknown_one_is_4() {
     assert_eq!(code, 3, "{table}");
     assert!(table.contains("not running"), "{table}");
 }
+
+/// Runs `fastfn <verb>` for the stack's run base; returns (exit code, stdout + stderr).
+fn verb(stack: &Stack, verb: &str) -> (i32, String) {
+    let base = stack.run_dir().parent().expect("run base").to_path_buf();
+    let out = Command::new(FASTFN).arg(verb).arg("--run-dir").arg(&base).env_remove("FN_HOST_PORT").env_remove("FN_HOST_BIND").output().expect("run fastfn");
+    (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn reload_reports_its_result_and_a_failed_one_keeps_serving() {
+    let stack = Stack::new().mode("run").file("a/handler.py", "def handler(event):\n    return {}\n").start();
+    std::fs::create_dir_all(stack.functions.path().join("b")).expect("mkdir");
+    std::fs::write(stack.functions.path().join("b/handler.py"), "def handler(event):\n    return {'b': 1}\n").expect("write");
+    let (code, out) = verb(&stack, "reload");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("reloaded: 2 function(s)"), "{out}");
+    assert!(wait_until(Duration::from_secs(5), || stack.get("/b").status == 200));
+
+    // The folder disappears: the reload fails, says why, and the last good state keeps serving.
+    let moved = stack.functions.path().with_extension("moved");
+    std::fs::rename(stack.functions.path(), &moved).expect("move the folder away");
+    let (code, out) = verb(&stack, "reload");
+    std::fs::rename(&moved, stack.functions.path()).expect("move it back");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("reload failed"), "{out}");
+    assert_eq!(stack.get("/b").status, 200);
+}
+
+#[test]
+fn stop_waits_for_a_graceful_exit() {
+    let mut stack = Stack::new().file("hello/handler.py", "def handler(event):\n    return {}\n").start();
+    assert_eq!(stack.get("/hello").status, 200);
+    let tree = crate::harness::procs::descendants(stack.pid());
+    let (code, out) = verb(&stack, "stop");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("stopped (pid {})", stack.pid())), "{out}");
+    let status = stack.signal_and_wait(Signal::SIGCONT, Duration::from_secs(1)).expect("already exited");
+    assert_eq!(status.code(), Some(0));
+    assert!(tree.iter().all(|p| !crate::harness::procs::alive(*p)), "no process remains");
+    let (code, out) = verb(&stack, "stop");
+    assert_eq!(code, 3, "stopping a stopped instance: {out}");
+}
