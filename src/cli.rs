@@ -35,6 +35,31 @@ pub enum Command {
     /// Reload a running instance: re-discover the folder, check the new nginx config, swap it in (like SIGHUP), and
     /// report the result.
     Reload(InstanceArgs),
+    /// Print the last lines of an instance's logs; --follow keeps printing new ones (across rotations).
+    Logs(LogsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub instance: InstanceArgs,
+
+    /// How many of the last lines to print first.
+    #[arg(short = 'n', long, default_value_t = 50)]
+    pub lines: usize,
+
+    /// Keep printing lines as they are written.
+    #[arg(short, long)]
+    pub follow: bool,
+
+    /// Only this log: `nginx` (error log), `access`, or `functions` (all function output) [default: nginx and
+    /// functions].
+    #[arg(long, value_name = "NAME")]
+    pub process: Option<String>,
+
+    /// Only this function's output (its catalog name, e.g. `hello/handler.py`).
+    #[arg(long = "fn", value_name = "NAME")]
+    pub function: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,7 @@
 //! - `control`: the control socket the gateway uses to start cold workers and stop timed-out ones.
 //! - `supervise`: starts nginx and the function workers, watches them, stops everything on a signal.
 //! - `watch`: hot reload: a debounced watcher over the functions folder that re-runs discovery.
+//! - `logs`: `fastfn logs`: tails and follows an instance's log files.
 //! - `status`: `fastfn status`: finds a running instance and shows its supervisor's snapshot.
 //! - `systemd`: sd_notify (READY, STATUS, RELOADING, STOPPING, WATCHDOG) for Type=notify units.
 //! - `types`: vocabulary shared by all of the above (runtimes, methods, modes, process ends).
@@ -43,6 +44,7 @@ mod gobuild;
 mod guard;
 mod render;
 mod sandbox;
+mod logs;
 mod secrets;
 mod status;
 mod rundir;
@@ -75,6 +77,7 @@ fn main() {
         Command::Status(args) => std::process::exit(status_command(args)),
         Command::Stop(args) => std::process::exit(stop_command(args)),
         Command::Reload(args) => std::process::exit(reload_command(args)),
+        Command::Logs(args) => std::process::exit(logs_command(args)),
     };
     if !args.native {
         let verb = mode.as_str();
@@ -173,6 +176,24 @@ fn reload_command(args: &cli::InstanceArgs) -> i32 {
         Ok(format!("reloaded: {} function(s), {} route(s)", summary["functions"], summary["routes"]))
     })();
     finish(result)
+}
+
+/// `fastfn logs`: reads the instance's log files (running or not).
+fn logs_command(args: &cli::LogsArgs) -> i32 {
+    let sources = match logs::Source::select(args.process.as_deref(), args.function.as_deref()) {
+        Ok(sources) => sources,
+        Err(why) => {
+            eprintln!("error: {why}");
+            return exit::USAGE;
+        }
+    };
+    match locate_instance(&args.instance) {
+        Ok(dir) => logs::show(&dir, &sources, args.lines, args.follow),
+        Err((code, why)) => {
+            eprintln!("error: {why}");
+            code
+        }
+    }
 }
 
 /// Prints a command's outcome; returns its exit code.

@@ -136,3 +136,51 @@ fn stop_waits_for_a_graceful_exit() {
     let (code, out) = verb(&stack, "stop");
     assert_eq!(code, 3, "stopping a stopped instance: {out}");
 }
+
+#[test]
+fn logs_tail_one_function_and_follow_new_lines() {
+    let stack = Stack::new()
+        .file("talk/handler.py", "def handler(event):\n    print('talk says', event['query'].get('n'))\n    return {}\n")
+        .file("other/handler.py", "def handler(event):\n    print('other says hi')\n    return {}\n")
+        .start();
+    assert_eq!(stack.get("/talk?n=1").status, 200);
+    assert_eq!(stack.get("/other").status, 200);
+    let base = stack.run_dir().parent().expect("run base").to_path_buf();
+    let logs = |args: &[&str]| {
+        let out = Command::new(FASTFN).arg("logs").arg("--run-dir").arg(&base).args(args).output().expect("run fastfn logs");
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    assert!(wait_until(Duration::from_secs(5), || logs(&["--fn", "talk/handler.py"]).1.contains("talk says 1")));
+    let (code, out, _) = logs(&["--fn", "talk/handler.py", "-n", "5"]);
+    assert_eq!(code, 0);
+    assert!(!out.contains("other says"), "only that function: {out}");
+    let (code, _, err) = logs(&["--fn", "nope"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("talk_handler.py"), "names the functions that have a log: {err}");
+    assert_eq!(logs(&["--process", "php"]).0, 2, "an unknown log is a usage error");
+
+    // --follow prints what is written after it started.
+    let mut follower = Command::new(FASTFN)
+        .arg("logs")
+        .arg("--run-dir")
+        .arg(&base)
+        .args(["--process", "functions", "-n", "0", "--follow"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn fastfn logs -f");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(stack.get("/talk?n=2").status, 200);
+    let stdout = follower.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout).lines().map_while(Result::ok).find(|l| l.contains("talk says 2"))
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !reader.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let found = reader.join().expect("reader");
+    assert!(found.is_some(), "the new line was followed");
+}
