@@ -37,6 +37,22 @@ pub enum Command {
     Reload(InstanceArgs),
     /// Print the last lines of an instance's logs; --follow keeps printing new ones (across rotations).
     Logs(LogsArgs),
+    /// Write a working function folder NAME (a handler and its fn.config.json) into DIR.
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The function's name: its folder and its route (`/NAME`).
+    pub name: String,
+
+    /// The runtime: python, node, php, go or lua.
+    #[arg(long, short, default_value = "python")]
+    pub template: String,
+
+    /// The functions folder to write into.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,7 @@
 //! - `control`: the control socket the gateway uses to start cold workers and stop timed-out ones.
 //! - `supervise`: starts nginx and the function workers, watches them, stops everything on a signal.
 //! - `watch`: hot reload: a debounced watcher over the functions folder that re-runs discovery.
+//! - `init`: `fastfn init`: writes a working function from a template.
 //! - `logs`: `fastfn logs`: tails and follows an instance's log files.
 //! - `status`: `fastfn status`: finds a running instance and shows its supervisor's snapshot.
 //! - `systemd`: sd_notify (READY, STATUS, RELOADING, STOPPING, WATCHDOG) for Type=notify units.
@@ -41,6 +42,7 @@ mod frame;
 mod openapi;
 mod gateway;
 mod gobuild;
+mod init;
 mod guard;
 mod render;
 mod sandbox;
@@ -78,6 +80,7 @@ fn main() {
         Command::Stop(args) => std::process::exit(stop_command(args)),
         Command::Reload(args) => std::process::exit(reload_command(args)),
         Command::Logs(args) => std::process::exit(logs_command(args)),
+        Command::Init(args) => std::process::exit(init_command(args)),
     };
     if !args.native {
         let verb = mode.as_str();
@@ -194,6 +197,20 @@ fn logs_command(args: &cli::LogsArgs) -> i32 {
             code
         }
     }
+}
+
+/// `fastfn init`: writes a function from a template.
+fn init_command(args: &cli::InitArgs) -> i32 {
+    let Some(runtime) = types::Runtime::from_name(&args.template) else {
+        eprintln!("error: --template must be python, node, php, go or lua, not `{}`", args.template);
+        return exit::USAGE;
+    };
+    let result = init::create(&args.dir, &args.name, runtime).map(|files| {
+        let listed: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        format!("created {}
+serve it: fastfn dev --native {}   then: curl localhost:8080/{}?name=you", listed.join(", "), args.dir.display(), args.name)
+    });
+    finish(result.map_err(|why| (exit::FAILURE, why)))
 }
 
 /// Prints a command's outcome; returns its exit code.

@@ -253,9 +253,6 @@ fn killing_one_worker_of_a_pool_fails_no_later_request() {
     });
     std::thread::sleep(std::time::Duration::from_millis(100));
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(victim as i32), nix::sys::signal::Signal::SIGKILL).expect("kill one worker");
-    // kill() returns before the process is gone: a request that reached it in that moment was in flight at the kill
-    // (and may fail). "Later" requests are the ones sent once it is dead.
-    assert!(wait_until(std::time::Duration::from_secs(5), || !crate::harness::procs::alive(victim as u32)), "the worker died");
     killed.store(true, std::sync::atomic::Ordering::SeqCst);
     let after = stream.join().expect("stream");
     assert!(after.len() > 20, "requests kept flowing after the kill");

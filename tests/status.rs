@@ -184,3 +184,30 @@ fn logs_tail_one_function_and_follow_new_lines() {
     let found = reader.join().expect("reader");
     assert!(found.is_some(), "the new line was followed");
 }
+
+#[test]
+fn init_templates_answer_on_the_running_stack() {
+    let stack = Stack::new().file("keep/handler.py", "def handler(event):\n    return {}\n").start();
+    let templates: Vec<&str> = ["python", "node", "php", "go", "lua"].into_iter().filter(|t| *t != "go" || which::which("go").is_ok()).collect();
+    for template in &templates {
+        let name = format!("new-{template}");
+        let out = Command::new(FASTFN).args(["init", &name, "--template", template, "--dir"]).arg(stack.functions.path()).output().expect("run fastfn init");
+        assert!(out.status.success(), "{template}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // Dev mode hot-reloads the new folders.
+    for template in &templates {
+        let path = format!("/new-{template}?name=ops");
+        let mut last = None;
+        let ok = wait_until(Duration::from_secs(60), || {
+            let r = stack.get(&path);
+            let ok = r.status == 200 && r.json()["hello"] == "ops" && r.json()["function"] == format!("new-{template}");
+            last = Some((r.status, r.text()));
+            ok
+        });
+        assert!(ok, "{template}: {last:?}\n{}", stack.stderr());
+    }
+    let again = Command::new(FASTFN).args(["init", "new-python", "--dir"]).arg(stack.functions.path()).output().expect("run");
+    assert_eq!(again.status.code(), Some(1), "an existing folder is refused");
+    let bad = Command::new(FASTFN).args(["init", "x", "--template", "cobol", "--dir"]).arg(stack.functions.path()).output().expect("run");
+    assert_eq!(bad.status.code(), Some(2));
+}
