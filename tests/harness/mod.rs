@@ -16,8 +16,22 @@ pub use http::Response;
 pub const FASTFN: &str = env!("CARGO_BIN_EXE_fastfn");
 const READY_DEADLINE: Duration = Duration::from_secs(30);
 
+/// A loopback port nothing listens on, below the kernel's ephemeral range (32768+ by default). A port from bind(0)
+/// would be an ephemeral one, and the load tests' client sockets churn through those: one of them could hold the
+/// port between this check and nginx binding it. Each test process walks its own offset of the range.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20000;
+    const SPAN: u32 = 12000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = std::process::id().wrapping_mul(7919) % SPAN;
+    for _ in 0..SPAN {
+        let port = (FIRST + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {FIRST}..{}", FIRST + SPAN)
 }
 
 /// Waits until `check` is true or the deadline passes.
