@@ -225,8 +225,9 @@ local function open(fn, w, request_id, fresh)
 end
 
 --- Sends payload (the encoded {"event": …}) to fn's worker. Returns envelope, nil, nil, state on success, or
--- nil, status, message, state.
-function _M.call(fn, payload, request_id)
+-- nil, status, message, state. `idempotent` (GET, HEAD): a worker that dies before answering is retried once, on a
+-- new connection, as nginx's proxy_next_upstream does; other methods get 502 (the handler may have run).
+function _M.call(fn, payload, request_id, idempotent)
     -- Round robin over the pool (per nginx worker): under load every worker of the pool gets started.
     local w = fn.next_worker % fn.pool + 1
     fn.next_worker = w
@@ -238,7 +239,7 @@ function _M.call(fn, payload, request_id)
     local req = { frame_header(#payload), payload }
 
     for attempt = 1, 2 do
-        local retry = attempt == 1 and sock:getreusedtimes() > 0
+        local retry = attempt == 1 and (idempotent or sock:getreusedtimes() > 0)
         local ok, err = sock:send(req)
         local hdr
         if ok then
@@ -255,8 +256,9 @@ function _M.call(fn, payload, request_id)
                     ", request ", request_id)
                 return nil, 502, "runtime error", state
             end
-            -- The pooled connection died while idle: once more on a new one (which may cold-start).
-            log(INFO, "fastfn: pooled connection to ", fn.id, " was dead (", ok and "read" or "send", ": ", err,
+            -- The pooled connection died while idle, or the worker died before answering an idempotent request:
+            -- once more on a new connection (which may cold-start).
+            log(INFO, "fastfn: connection to ", fn.id, " was dead (", ok and "read" or "send", ": ", err,
                 "), retrying, request ", request_id)
             local state2
             sock, state2, status, msg = open(fn, w, request_id, true)

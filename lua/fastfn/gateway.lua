@@ -420,7 +420,7 @@ local function serve()
     local started = fn.debug_headers and now()
     local env, status, msg, state
     if payload then
-        env, status, msg, state = dispatch.call(fn, payload, id)
+        env, status, msg, state = dispatch.call(fn, payload, id, method == "GET" or method == "HEAD")
     else
         -- Lua functions run in this nginx worker (fastfn.lua_runtime); fn.sockets is empty.
         env, status, msg, state = lua_runtime.call(fn, ev, id, mode == "dev")
