@@ -239,7 +239,8 @@ function _M.call(fn, payload, request_id, idempotent)
     local req = { frame_header(#payload), payload }
 
     for attempt = 1, 2 do
-        local retry = attempt == 1 and (idempotent or sock:getreusedtimes() > 0)
+        local reused = sock:getreusedtimes() > 0
+        local retry = attempt == 1 and (idempotent or reused)
         local ok, err = sock:send(req)
         local hdr
         if ok then
@@ -266,7 +267,11 @@ function _M.call(fn, payload, request_id, idempotent)
                 state = COLD
             end
             if not sock then
-                return nil, status, msg, state
+                if reused then
+                    return nil, status, msg, state
+                end
+                -- The worker died while it had the request: that is the answer, whatever the retry found.
+                return nil, 502, "runtime error", state
             end
             w = status
         else
