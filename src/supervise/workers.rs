@@ -78,7 +78,7 @@ pub struct WorkerView {
     pub name: String,
     pub runtime: Runtime,
     /// `cold` (not started), `running`, `backoff` (crashed; held back before the next start) or `failed` (a crash
-    /// loop: five quick crashes in a row; still retried every 8 s, or at once after an edit of the function).
+    /// loop: five quick crashes in a row; still retried, at most 8 s apart, or at once after an edit of the function).
     pub state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
