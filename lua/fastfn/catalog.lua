@@ -4,13 +4,12 @@
 
 local json = require("cjson.safe").new()
 local router = require "fastfn.router"
+local shape = require "fastfn.shape"
 
 local find = string.find
 local format = string.format
-local floor = math.floor
 local open = io.open
 local type = type
-local pairs = pairs
 local ipairs = ipairs
 local next = next
 local tostring = tostring
@@ -20,18 +19,7 @@ local _M = { _VERSION = "0.1.0", SCHEMA_VERSION = 1 }
 
 local MAX_SUN_PATH = 107  -- sizeof(sun_path) - 1 on Linux
 
-local function is_array(t)
-    if type(t) ~= "table" then
-        return false
-    end
-    local n = #t
-    for k in pairs(t) do
-        if type(k) ~= "number" or k < 1 or k > n or floor(k) ~= k then
-            return false
-        end
-    end
-    return true
-end
+local is_array = shape.is_array
 
 local function is_object(t)
     if type(t) ~= "table" then
@@ -41,9 +29,7 @@ local function is_object(t)
     return k == nil or type(k) == "string"
 end
 
-local function is_int(v, min)
-    return type(v) == "number" and floor(v) == v and v >= min and v < 2 ^ 53
-end
+local is_int = shape.is_int
 
 local function nonempty_string(v)
     return type(v) == "string" and v ~= ""

@@ -35,6 +35,7 @@
 
 local ngx = ngx   -- nil under busted: only compile() and decide() are used there
 local cidr = require "fastfn.cidr"
+local shape = require "fastfn.shape"
 
 local byte = string.byte
 local char = string.char
@@ -49,7 +50,6 @@ local tostring = tostring
 local tonumber = tonumber
 local pairs = pairs
 local next = next
-local floor = math.floor
 local contains = cidr.contains
 
 local _M = { _VERSION = "0.1.0" }
@@ -96,22 +96,9 @@ end
 ------------------------------------------------------------------------------------------------------------------------
 -- Settings
 
-local function is_array(t)
-    if type(t) ~= "table" then
-        return false
-    end
-    local n = #t
-    for k in pairs(t) do
-        if type(k) ~= "number" or k < 1 or k > n or floor(k) ~= k then
-            return false
-        end
-    end
-    return true
-end
+local is_array = shape.is_array
 
-local function is_int(v)
-    return type(v) == "number" and floor(v) == v and v > -2 ^ 53 and v < 2 ^ 53
-end
+local is_int = shape.is_int
 
 local function from_hex(h)
     return (gsub(h, "%x%x", function(pair)

@@ -1,0 +1,21 @@
+local shape = require "fastfn.shape"
+
+describe("shape", function()
+    it("tells arrays from objects and non-tables", function()
+        assert.is_true(shape.is_array({}))
+        assert.is_true(shape.is_array({ "a", "b" }))
+        assert.is_false(shape.is_array({ a = 1 }))
+        assert.is_false(shape.is_array({ [1] = "a", [3] = "c" }))
+        assert.is_false(shape.is_array("x"))
+    end)
+
+    it("accepts exact integers, with an optional minimum", function()
+        assert.is_true(shape.is_int(3))
+        assert.is_true(shape.is_int(-3))
+        assert.is_false(shape.is_int(1.5))
+        assert.is_false(shape.is_int(2 ^ 53))
+        assert.is_false(shape.is_int("3"))
+        assert.is_true(shape.is_int(1, 1))
+        assert.is_false(shape.is_int(0, 1))
+    end)
+end)
