@@ -261,9 +261,9 @@ function _M.call(fn, payload, request_id, idempotent)
             -- once more on a new connection (which may cold-start).
             log(INFO, "fastfn: connection to ", fn.id, " was dead (", ok and "read" or "send", ": ", err,
                 "), retrying, request ", request_id)
-            -- A worker that died with the request may still be going down: the retry goes to another one of the
-            -- pool when there is one.
-            if not reused and fn.pool > 1 then
+            -- A worker that died (with the request, or while idle) may still be going down: the retry goes to
+            -- another one of the pool when there is one.
+            if fn.pool > 1 then
                 w = w % fn.pool + 1
             end
             local state2
