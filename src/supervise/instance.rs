@@ -151,7 +151,16 @@ impl Instance {
     pub async fn reload(&self) -> Result<Value, String> {
         let _one_at_a_time = self.reloading.lock().await;
         self.notify(|n| n.reloading());
-        let result = self.reload_locked();
+        let result = match self.reload_locked() {
+            Ok((summary, master, old_workers)) => {
+                // Report success only once the new catalog is what every accepting nginx worker serves.
+                if !super::nginx::old_workers_stopped_accepting(master, &old_workers, std::time::Duration::from_secs(5)).await {
+                    tracing::warn!("nginx workers from before the reload still accept connections after 5 s");
+                }
+                Ok(summary)
+            }
+            Err(why) => Err(why),
+        };
         self.notify(|n| n.ready(&format!("serving {} function(s)", self.workers.catalog().functions.len())));
         let record = ReloadRecord {
             at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
@@ -167,7 +176,8 @@ impl Instance {
         result
     }
 
-    fn reload_locked(&self) -> Result<Value, String> {
+    /// Returns the summary, nginx's master pid and the workers it had before the HUP.
+    fn reload_locked(&self) -> Result<(Value, u32, Vec<u32>), String> {
         let started = Instant::now();
         let (catalog, warnings) = self.prepare().map_err(|e| format!("{e:#}"))?;
         let catalog = Arc::new(catalog);
@@ -178,6 +188,7 @@ impl Instance {
             workers.start_warm().await;
         });
         let pid = self.gateway_pid.load(Ordering::Relaxed);
+        let old_workers = super::nginx::accepting_workers(pid);
         if let Ok(raw) = i32::try_from(pid) {
             if raw > 0 {
                 nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), nix::sys::signal::Signal::SIGHUP)
@@ -186,13 +197,14 @@ impl Instance {
         }
         // The time to discover, install, render and check: nginx then swaps its workers in the background.
         tracing::info!(functions = catalog.functions.len(), routes = catalog.routes.len(), took_ms = started.elapsed().as_millis() as u64, "reloaded");
-        Ok(json!({
+        let summary = json!({
             "ok": true,
             "functions": catalog.functions.len(),
             "routes": catalog.routes.len(),
             "conflicts": catalog.conflicts,
             "warnings": warnings,
-        }))
+        });
+        Ok((summary, pid, old_workers))
     }
 
     /// Finds a function by catalog name (and runtime, when two runtimes use the name).

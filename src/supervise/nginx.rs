@@ -90,3 +90,33 @@ pub async fn wait_ready(gateway: &mut Gateway, listen: SocketAddr, deadline: Dur
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// The master's worker processes that still accept connections: after a HUP, the old ones keep accepting until they
+/// have handled their QUIT (then their title says "is shutting down"), so requests can still meet the old catalog.
+pub fn accepting_workers(master: u32) -> Vec<u32> {
+    let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children")).unwrap_or_default();
+    children
+        .split_whitespace()
+        .filter_map(|p| p.parse::<u32>().ok())
+        .filter(|pid| {
+            let title = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let title = String::from_utf8_lossy(&title);
+            title.contains("worker process") && !title.contains("shutting down")
+        })
+        .collect()
+}
+
+/// Waits (up to `limit`) until none of `old` accepts connections any more; false when the limit passed.
+pub async fn old_workers_stopped_accepting(master: u32, old: &[u32], limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        let accepting = accepting_workers(master);
+        if !old.iter().any(|pid| accepting.contains(pid)) {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
