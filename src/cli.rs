@@ -39,6 +39,30 @@ pub enum Command {
     Logs(LogsArgs),
     /// Write a working function folder NAME (a handler and its fn.config.json) into DIR.
     Init(InitArgs),
+    /// Settings: `show` prints every effective value and where it came from (flag, env, fastfn.toml, default).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective settings for these arguments (the same ones `run` takes), secrets masked, and whether
+    /// they are valid. Exit 0 valid, 78 invalid, 69 a program is missing.
+    Show(ConfigShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigShowArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    /// Which command's defaults to show (`hot_reload` is on in dev).
+    #[arg(long, value_parser = ["dev", "run"], default_value = "run")]
+    pub mode: String,
+
+    /// Print a JSON object (with a `schema` version) instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -127,4 +151,9 @@ pub struct StackArgs {
     /// $XDG_RUNTIME_DIR/fastfn, or /tmp/fastfn-<uid>].
     #[arg(long, value_name = "PATH")]
     pub run_dir: Option<PathBuf>,
+
+    /// Settings file [default: fastfn.toml in the functions folder, when there is one]. The environment overrides
+    /// it; flags override both.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }

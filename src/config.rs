@@ -7,12 +7,15 @@ use std::path::PathBuf;
 use crate::binaries::{self, Nginx};
 use crate::catalog::Defaults;
 use crate::cli::StackArgs;
+use crate::config_file::{self, Sources};
 use crate::guard::{self, GuardSettings};
 use crate::types::Mode;
 
 pub const DEFAULT_PORT: u16 = 8080;
 /// How long a cold start (spawn + load + ping) may take before the gateway gives up with 503.
 pub const DEFAULT_COLD_START_TIMEOUT_MS: u64 = 10_000;
+/// How long in-flight requests get at shutdown.
+pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
 
 /// The environment variables fastfn reads, so tests and docs can list them.
 pub mod env {
@@ -112,10 +115,17 @@ pub fn env_var(name: &str) -> Option<String> {
 }
 
 impl Settings {
+    /// Flags, then the environment, then `fastfn.toml` (`--config`, or the one in the functions folder).
     pub fn resolve(mode: Mode, args: &StackArgs) -> Result<Settings, anyhow::Error> {
-        let mut problems = Vec::new();
+        let sources = load_sources(args).map_err(ConfigError::Invalid)?;
+        Settings::resolve_with(mode, args, &sources)
+    }
 
-        let listen = match parse_listen(args.listen.as_deref(), env_var(env::HOST_BIND).as_deref(), env_var(env::HOST_PORT).as_deref()) {
+    pub fn resolve_with(mode: Mode, args: &StackArgs, sources: &Sources) -> Result<Settings, anyhow::Error> {
+        let mut problems = Vec::new();
+        let env_var = |name: &str| sources.get(name);
+
+        let listen = match listen_from(args.listen.as_deref(), sources) {
             Ok(addr) => Some(addr),
             Err(e) => {
                 problems.push(e);
@@ -135,6 +145,8 @@ impl Settings {
             }
         };
 
+        let number = |name: &str, min: u64, default: u64, problems: &mut Vec<String>| number(sources, name, min, default, problems);
+        let flag = |name: &str, problems: &mut Vec<String>| flag(sources, name, problems);
         let cold_start_timeout_ms = number(env::COLD_START_TIMEOUT_MS, 1, DEFAULT_COLD_START_TIMEOUT_MS, &mut problems);
         let builtin = Defaults::default();
         let defaults = Defaults {
@@ -162,7 +174,7 @@ impl Settings {
         let openapi_include_internal = flag(env::OPENAPI_INCLUDE_INTERNAL, &mut problems);
         let force_url = flag(env::FORCE_URL, &mut problems);
         let strict_fs = env_var(env::STRICT_FS).is_none() || flag(env::STRICT_FS, &mut problems);
-        let shutdown_grace = std::time::Duration::from_millis(number(env::SHUTDOWN_GRACE_MS, 0, 10_000, &mut problems));
+        let shutdown_grace = std::time::Duration::from_millis(number(env::SHUTDOWN_GRACE_MS, 0, DEFAULT_SHUTDOWN_GRACE_MS, &mut problems));
         let log_max_bytes = number(env::LOG_MAX_BYTES, 4096, crate::supervise::logfile::DEFAULT_MAX_BYTES, &mut problems);
         let hot_reload = args.hot_reload
             || match env_var(env::HOT_RELOAD) {
@@ -197,7 +209,7 @@ impl Settings {
         }
 
         if !problems.is_empty() {
-            return Err(ConfigError::Invalid(problems).into());
+            return Err(ConfigError::Invalid(problems.into_iter().map(|p| sources.explain(p)).collect()).into());
         }
 
         // Missing binaries are a different kind of error (with an install hint), reported after config problems.
@@ -240,9 +252,29 @@ impl Settings {
     }
 }
 
-/// A switch from the environment (off when unset); a bad value is reported.
-fn flag(name: &str, problems: &mut Vec<String>) -> bool {
-    match env_var(name) {
+/// The settings file the flags and the functions folder name, parsed; every problem names the file and the key.
+pub fn load_sources(args: &StackArgs) -> Result<Sources, Vec<String>> {
+    let root = std::fs::canonicalize(&args.dir).ok();
+    let path = config_file::locate(args.config.as_deref(), root.as_deref()).map_err(|e| vec![e])?;
+    let file = path.map(|p| config_file::load(&p)).transpose()?;
+    Ok(Sources::new(file))
+}
+
+/// `--listen`, else FN_HOST_BIND/FN_HOST_PORT, else the file's `listen`, else 127.0.0.1:8080.
+pub fn listen_from(flag: Option<&str>, sources: &Sources) -> Result<SocketAddr, String> {
+    let (bind, port) = (env_var(env::HOST_BIND), env_var(env::HOST_PORT));
+    match (flag, sources.file_listen()) {
+        (None, Some(from_file)) if bind.is_none() && port.is_none() => from_file.parse::<SocketAddr>().map_err(|_| {
+            let file = sources.file.as_ref().map(|f| f.path.display().to_string()).unwrap_or_default();
+            format!("{file}: `listen` = \"{from_file}\" is not ADDR:PORT (for example 127.0.0.1:8080 or [::1]:8080)")
+        }),
+        _ => parse_listen(flag, bind.as_deref(), port.as_deref()),
+    }
+}
+
+/// A switch (off when unset); a bad value is reported.
+fn flag(sources: &Sources, name: &str, problems: &mut Vec<String>) -> bool {
+    match sources.get(name) {
         None => false,
         Some(v) => guard::parse_flag(&v).unwrap_or_else(|| {
             problems.push(format!("{name} must be one of 1/true/yes/on or 0/false/no/off, got `{v}`"));
@@ -251,9 +283,9 @@ fn flag(name: &str, problems: &mut Vec<String>) -> bool {
     }
 }
 
-/// A whole number from the environment, at least `min`; a bad value is reported and the default used.
-fn number(name: &str, min: u64, default: u64, problems: &mut Vec<String>) -> u64 {
-    match env_var(name) {
+/// A whole number, at least `min`; a bad value is reported and the default used.
+fn number(sources: &Sources, name: &str, min: u64, default: u64, problems: &mut Vec<String>) -> u64 {
+    match sources.get(name) {
         None => default,
         Some(v) => match v.trim().parse::<u64>() {
             Ok(n) if n >= min => n,

@@ -1,7 +1,9 @@
 //! fastfn native: runs a folder of serverless-style functions on one host, with no Docker.
 //!
 //! # Layout
-//! - `cli`: the command line (clap); `config`: flags + environment → validated `Settings`.
+//! - `cli`: the command line (clap); `config`: flags + environment + `fastfn.toml` → validated `Settings`.
+//! - `config_file`: `fastfn.toml`, each key mapped to its `FN_*` variable, parsed strictly; where values come from.
+//! - `config_show`: `fastfn config show`: effective settings with their sources, secrets masked.
 //! - `binaries`: finds OpenResty or nginx + its Lua module, and real interpreter binaries.
 //! - `discover`: the functions folder → functions and routes (the one implementation of routing rules).
 //! - `catalog`: what discovery found, sorted into match order, written atomically for the Lua gateway.
@@ -34,6 +36,8 @@ mod binaries;
 mod catalog;
 mod cli;
 mod config;
+mod config_file;
+mod config_show;
 mod control;
 mod deps;
 mod discover;
@@ -81,6 +85,7 @@ fn main() {
         Command::Reload(args) => std::process::exit(reload_command(args)),
         Command::Logs(args) => std::process::exit(logs_command(args)),
         Command::Init(args) => std::process::exit(init_command(args)),
+        Command::Config(cli::ConfigCommand::Show(args)) => std::process::exit(config_show_command(args)),
     };
     if !args.native {
         let verb = mode.as_str();
@@ -211,6 +216,34 @@ fn init_command(args: &cli::InitArgs) -> i32 {
 serve it: fastfn dev --native {}   then: curl localhost:8080/{}?name=you", listed.join(", "), args.dir.display(), args.name)
     });
     finish(result.map_err(|why| (exit::FAILURE, why)))
+}
+
+/// `fastfn config show`: every setting's effective value and source, then whether `run` would accept them.
+fn config_show_command(args: &cli::ConfigShowArgs) -> i32 {
+    let mode = if args.mode == "dev" { Mode::Dev } else { Mode::Run };
+    let (sources, mut problems, mut code) = match config::load_sources(&args.stack) {
+        Ok(sources) => (sources, Vec::new(), 0),
+        Err(problems) => (config_file::Sources::default(), problems, exit::CONFIG),
+    };
+    if code == 0 {
+        if let Err(err) = config::Settings::resolve_with(mode, &args.stack, &sources) {
+            (problems, code) = if let Some(config::ConfigError::Invalid(list)) = err.downcast_ref::<config::ConfigError>() {
+                (list.clone(), exit::CONFIG)
+            } else if let Some(e) = err.downcast_ref::<binaries::BinaryError>() {
+                (vec![format!("{e} (hint: {})", e.hint())], exit::MISSING_DEPENDENCY)
+            } else {
+                (vec![format!("{err:#}")], exit::FAILURE)
+            };
+        }
+    }
+    let rows = config_show::effective(&args.stack, &sources);
+    let file = sources.file.as_ref().map(|f| f.path.as_path());
+    if args.json {
+        println!("{}", config_show::to_json(file, &rows, &problems));
+    } else {
+        print!("{}", config_show::to_table(file, &rows, &problems));
+    }
+    code
 }
 
 /// Prints a command's outcome; returns its exit code.
