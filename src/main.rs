@@ -140,7 +140,7 @@ fn status_command(args: &cli::StatusArgs) -> i32 {
     if args.json {
         println!("{}", status::to_json(&found));
     } else {
-        print!("{}", status::to_table(&found));
+        print!("{}", status::to_table(&found, status::colour_wanted()));
     }
     status::exit_code(&found)
 }

@@ -98,8 +98,37 @@ pub fn to_json(found: &Found) -> Value {
     }
 }
 
-/// The table for a terminal.
-pub fn to_table(found: &Found) -> String {
+/// Whether the table may use colour: stdout is a terminal and NO_COLOR (no-color.org) is unset or empty.
+pub fn colour_wanted() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stdout()) && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// A state word in its colour (green good, yellow passing trouble, red needs a person), padded to `width` first.
+fn paint(word: &str, width: usize, colour: bool) -> String {
+    let padded = format!("{word:<width$}");
+    let code = match word {
+        "ok" | "running" | "in-nginx" => "32",
+        "degraded" | "backoff" => "33",
+        "failed" | "config-error" => "31",
+        _ => return padded,
+    };
+    if colour {
+        format!("\x1b[{code}m{padded}\x1b[0m")
+    } else {
+        padded
+    }
+}
+
+fn mib(bytes: &Value) -> String {
+    bytes.as_u64().map_or_else(|| "-".into(), |b| format!("{:.1}M", b as f64 / (1024.0 * 1024.0)))
+}
+
+fn cpu(ms: &Value) -> String {
+    ms.as_u64().map_or_else(|| "-".into(), |ms| format!("{:.2}s", ms as f64 / 1000.0))
+}
+
+/// The table for a terminal; `colour` paints the state words.
+pub fn to_table(found: &Found, colour: bool) -> String {
     let status = match found {
         Found::NoSuchInstance(why) => return format!("fastfn: not found ({why})\n"),
         Found::NotRunning(dir) => return format!("fastfn: not running (stale run dir {})\n", dir.display()),
@@ -116,42 +145,71 @@ pub fn to_table(found: &Found) -> String {
         _ => "-".into(),
     };
     let mut out = String::new();
+    let overall = text(&status["status"]);
     out.push_str(&format!(
-        "fastfn {}  {}  mode {}  pid {}  up {}s  listening {}\n",
+        "fastfn {}  {}  mode {}  pid {}  up {}s  rss {}  cpu {}  listening {}\n",
         env!("CARGO_PKG_VERSION"),
-        text(&status["status"]),
+        paint(&overall, overall.len(), colour),
         text(&status["mode"]),
         text(&status["pid"]),
         text(&status["uptime_s"]),
+        mib(&status["usage"]["rss_bytes"]),
+        cpu(&status["usage"]["cpu_ms"]),
         text(&status["listen"])
     ));
     out.push_str(&format!("functions from {}\n", text(&status["functions_root"])));
     let nginx = &status["nginx"];
-    out.push_str(&format!("nginx master pid {}  restarts {}  last exit {}\n\n", text(&nginx["pid"]), text(&nginx["restarts"]), exit(&nginx["last_exit"])));
-    let rows: Vec<[String; 7]> = status["functions"]
-        .as_array()
-        .map(|fs| {
-            fs.iter()
-                .map(|f| {
-                    let mut state = text(&f["state"]);
-                    let mut workers = format!("{}/{}", text(&f["workers"]), text(&f["pool"]));
-                    if f["runtime"] == "lua" {
-                        // Lua handlers run inside nginx's workers: no process of their own.
-                        state = "in-nginx".into();
-                        workers = "-".into();
-                    }
-                    if f["config_error"].is_string() {
-                        state = "config-error".into();
-                    }
-                    [text(&f["name"]), text(&f["runtime"]), state, workers, text(&f["pid"]), text(&f["restarts"]), exit(&f["last_exit"])]
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let header = ["FUNCTION", "RUNTIME", "STATE", "WORKERS", "PID", "RESTARTS", "LAST EXIT"].map(String::from);
-    let widths: Vec<usize> = (0..7).map(|i| rows.iter().chain(std::iter::once(&header)).map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
-    for row in std::iter::once(&header).chain(rows.iter()) {
-        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+    out.push_str(&format!(
+        "nginx master pid {}  rss {}  cpu {}  restarts {}  last exit {}\n",
+        text(&nginx["pid"]),
+        mib(&nginx["usage"]["rss_bytes"]),
+        cpu(&nginx["usage"]["cpu_ms"]),
+        text(&nginx["restarts"]),
+        exit(&nginx["last_exit"])
+    ));
+    for worker in nginx["workers"].as_array().into_iter().flatten() {
+        out.push_str(&format!("  nginx worker pid {}  rss {}  cpu {}\n", text(&worker["pid"]), mib(&worker["rss_bytes"]), cpu(&worker["cpu_ms"])));
+    }
+    out.push('\n');
+    const COLUMNS: usize = 10;
+    const STATE: usize = 2;
+    let mut rows: Vec<[String; COLUMNS]> = Vec::new();
+    for f in status["functions"].as_array().into_iter().flatten() {
+        let mut state = text(&f["state"]);
+        let mut workers = format!("{}/{}", text(&f["workers"]), text(&f["pool"]));
+        if f["runtime"] == "lua" {
+            // Lua handlers run inside nginx's workers: no process of their own.
+            state = "in-nginx".into();
+            workers = "-".into();
+        }
+        if f["config_error"].is_string() {
+            state = "config-error".into();
+        }
+        let (restarts, last_exit) = (text(&f["restarts"]), exit(&f["last_exit"]));
+        let processes = f["processes"].as_array().cloned().unwrap_or_default();
+        if processes.is_empty() {
+            rows.push([text(&f["name"]), text(&f["runtime"]), state, workers, "-".into(), "-".into(), "-".into(), "-".into(), restarts, last_exit]);
+            continue;
+        }
+        // One row per worker process of the pool; the function's own columns only on the first.
+        for (i, p) in processes.iter().enumerate() {
+            let (pid, up, rss, used) = (text(&p["pid"]), format!("{}s", text(&p["uptime_s"])), mib(&p["rss_bytes"]), cpu(&p["cpu_ms"]));
+            if i == 0 {
+                rows.push([text(&f["name"]), text(&f["runtime"]), state.clone(), workers.clone(), pid, up, rss, used, restarts.clone(), last_exit.clone()]);
+            } else {
+                rows.push([String::new(), String::new(), String::new(), String::new(), pid, up, rss, used, String::new(), String::new()]);
+            }
+        }
+    }
+    let header = ["FUNCTION", "RUNTIME", "STATE", "WORKERS", "PID", "UPTIME", "RSS", "CPU", "RESTARTS", "LAST EXIT"].map(String::from);
+    let widths: Vec<usize> = (0..COLUMNS).map(|i| rows.iter().chain(std::iter::once(&header)).map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    for (n, row) in std::iter::once(&header).chain(rows.iter()).enumerate() {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (cell, w))| if i == STATE && n > 0 { paint(cell, *w, colour) } else { format!("{cell:<w$}") })
+            .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
@@ -172,6 +230,23 @@ pub fn to_table(found: &Found) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_lists_each_pool_worker_and_colours_only_when_asked() {
+        let status = json!({"status": "degraded", "usage": {"rss_bytes": 3_145_728, "cpu_ms": 1500}, "nginx": {"pid": 10, "workers": [{"pid": 11, "rss_bytes": 1_048_576, "cpu_ms": 10}]},
+            "functions": [{"name": "a/handler.py", "runtime": "python", "state": "running", "workers": 2, "pool": 2, "restarts": 0,
+                "processes": [{"pid": 21, "uptime_s": 5, "rss_bytes": 2_097_152, "cpu_ms": 250}, {"pid": 22, "uptime_s": 4, "rss_bytes": 1_048_576, "cpu_ms": 0}]},
+                {"name": "b/handler.py", "runtime": "node", "state": "failed", "workers": 0, "pool": 1, "restarts": 5, "processes": []}]});
+        let plain = to_table(&Found::Running(status.clone()), false);
+        assert!(!plain.contains('\x1b'), "{plain}");
+        assert!(plain.contains("rss 3.0M  cpu 1.50s") && plain.contains("nginx worker pid 11  rss 1.0M"), "{plain}");
+        let lines: Vec<&str> = plain.lines().collect();
+        let first = lines.iter().position(|l| l.starts_with("a/handler.py")).expect("row a");
+        assert!(lines[first].contains("21") && lines[first].contains("2.0M") && lines[first].contains("0.25s"), "{plain}");
+        assert!(lines[first + 1].trim_start().starts_with("22"), "the pool's second worker has its own row: {plain}");
+        let coloured = to_table(&Found::Running(status), true);
+        assert!(coloured.contains("\x1b[31mfailed") && coloured.contains("\x1b[33mdegraded"), "{coloured}");
+    }
 
     #[test]
     fn exit_codes_follow_lsb() {

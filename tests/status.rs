@@ -46,6 +46,16 @@ fn a_healthy_stack_is_ready_with_every_documented_field() {
         assert!(function.get(field).is_some(), "functions[].{field} missing: {function}");
     }
     assert!(json["nginx"]["pid"].as_u64().is_some_and(|p| p > 0), "{json}");
+    // Memory and CPU time of every process: the supervisor, nginx's master and workers, each function worker.
+    let has_memory = |v: &Value| v["rss_bytes"].as_u64().is_some_and(|b| b > 100_000) && v["cpu_ms"].is_u64();
+    assert!(has_memory(&json["usage"]) && has_memory(&json["nginx"]["usage"]), "{json}");
+    let nginx_workers = json["nginx"]["workers"].as_array().expect("nginx workers");
+    assert_eq!(nginx_workers.len(), 2, "FN_NGINX_WORKERS=2: {json}");
+    assert!(nginx_workers.iter().all(has_memory), "{json}");
+    let process = &function["processes"][0];
+    assert_eq!(process["pid"], function["pid"], "{function}");
+    assert!(has_memory(process) && process["uptime_s"].is_u64(), "{function}");
+    assert!(table.contains("RSS") && table.contains("nginx worker pid") && !table.contains('\x1b'), "no colour when not a terminal: {table}");
 }
 
 #[test]

@@ -119,16 +119,33 @@ impl Instance {
         let cold_warm: Vec<&str> = functions.iter().filter(|f| f.warm && f.state != "running").map(|f| f.name.as_str()).collect();
         let failed: Vec<&str> = functions.iter().filter(|f| f.state == "failed").map(|f| f.name.as_str()).collect();
         let degraded = runtimes.values().any(|r| r["up"] == false) || !cold_warm.is_empty() || !failed.is_empty();
+        let (me, nginx_master) = (std::process::id(), self.gateway_pid.load(Ordering::Relaxed));
+        let nginx_workers = if nginx_master > 0 { super::usage::children(nginx_master) } else { Vec::new() };
+        let mut pids = vec![me, nginx_master];
+        pids.extend(&nginx_workers);
+        pids.extend(functions.iter().flat_map(|f| f.processes.iter().map(|p| p.pid)));
+        let usage = super::usage::measure(&pids);
+        let usage_of = |pid: u32| usage.get(&pid).copied().unwrap_or_default();
+        let mut functions = serde_json::to_value(&functions).unwrap_or(Value::Null);
+        for process in functions.as_array_mut().into_iter().flatten().filter_map(|f| f["processes"].as_array_mut()).flatten() {
+            let used = usage_of(process["pid"].as_u64().and_then(|p| u32::try_from(p).ok()).unwrap_or(0));
+            process["rss_bytes"] = json!(used.rss_bytes);
+            process["cpu_ms"] = json!(used.cpu_ms);
+        }
+        let nginx_workers: Vec<Value> = nginx_workers.iter().map(|pid| json!({"pid": pid, "rss_bytes": usage_of(*pid).rss_bytes, "cpu_ms": usage_of(*pid).cpu_ms})).collect();
         json!({
             "status": if degraded { "degraded" } else { "ok" },
             "mode": self.settings.mode,
-            "pid": std::process::id(),
+            "pid": me,
             "uptime_s": self.started.elapsed().as_secs(),
+            "usage": usage_of(me),
             "listen": self.settings.listen.to_string(),
             "functions_root": self.settings.functions_root,
             "runtimes": runtimes,
             "nginx": {
-                "pid": self.gateway_pid.load(Ordering::Relaxed),
+                "pid": nginx_master,
+                "usage": usage_of(nginx_master),
+                "workers": nginx_workers,
                 "restarts": self.gateway_restarts.load(Ordering::Relaxed),
                 "last_exit": self.gateway_last_exit.lock().map(|l| *l).unwrap_or(None),
             },

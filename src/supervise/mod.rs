@@ -16,6 +16,7 @@ pub mod instance;
 pub mod nginx;
 pub mod output;
 pub mod process;
+pub mod usage;
 pub mod workers;
 
 use std::collections::BTreeMap;

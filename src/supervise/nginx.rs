@@ -94,10 +94,8 @@ pub async fn wait_ready(gateway: &mut Gateway, listen: SocketAddr, deadline: Dur
 /// The master's worker processes that still accept connections: after a HUP, the old ones keep accepting until they
 /// have handled their QUIT (then their title says "is shutting down"), so requests can still meet the old catalog.
 pub fn accepting_workers(master: u32) -> Vec<u32> {
-    let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children")).unwrap_or_default();
-    children
-        .split_whitespace()
-        .filter_map(|p| p.parse::<u32>().ok())
+    super::usage::children(master)
+        .into_iter()
         .filter(|pid| {
             let title = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let title = String::from_utf8_lossy(&title);

@@ -71,6 +71,13 @@ struct SlotState {
     starts: u32,
 }
 
+/// One running worker process.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProcessView {
+    pub pid: u32,
+    pub uptime_s: u64,
+}
+
 /// One function's worker as `status` and `/_fn/health` show it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct WorkerView {
@@ -84,6 +91,8 @@ pub struct WorkerView {
     pub pid: Option<u32>,
     /// Workers of its pool running now, and the pool's size.
     pub workers: usize,
+    /// Each running worker: pid and uptime (`status` adds RSS and CPU time).
+    pub processes: Vec<ProcessView>,
     pub pool: usize,
     pub restarts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -422,14 +431,16 @@ impl Workers {
             .map(|f| {
                 // The pool, summarised: running if any worker runs, backoff if one waits after a crash.
                 let (mut state, mut pid, mut restarts, mut last_exit, mut running) = ("cold", None, 0, None, 0usize);
+                let mut processes = Vec::new();
                 for index in 0..f.sockets.len() {
                     let Some(slot) = slots.get(&slot_key(&f.id, index)) else { continue };
                     let st = slot.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     match st.state {
-                        State::Running { pid: p, .. } => {
+                        State::Running { pid: p, since } => {
                             state = "running";
                             pid = pid.or(Some(p));
                             running += 1;
+                            processes.push(ProcessView { pid: p, uptime_s: since.elapsed().as_secs() });
                         }
                         State::Backoff { .. } if backoff::in_crash_loop(st.attempt) && state != "running" => state = "failed",
                         State::Backoff { .. } if state == "cold" => state = "backoff",
@@ -446,6 +457,7 @@ impl Workers {
                     state,
                     pid,
                     workers: running,
+                    processes,
                     pool: f.sockets.len(),
                     restarts,
                     last_exit,
