@@ -42,6 +42,9 @@ pub enum Command {
     /// Settings: `show` prints every effective value and where it came from (flag, env, fastfn.toml, default).
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Check that this host can run `fastfn run --native`: nginx + Lua, interpreters, the port, the functions folder,
+    /// the sandbox, the service users. Exit 0 when nothing failed (warnings allowed), 1 when a check failed.
+    Doctor(DoctorArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,6 +66,25 @@ pub struct ConfigShowArgs {
     /// Print a JSON object (with a `schema` version) instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The functions folder to check.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+
+    /// The address `run` will listen on, ADDR:PORT [default: 127.0.0.1:8080; FN_HOST_BIND and FN_HOST_PORT also set it].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+
+    /// Print one JSON object (with a `schema` version) instead of one line per check.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Settings file [default: fastfn.toml in the functions folder, when there is one].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

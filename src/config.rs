@@ -334,7 +334,7 @@ fn noted<T>(result: Result<T, String>, problems: &mut Vec<String>) -> Option<T> 
 }
 
 /// A user and its primary group, by name.
-fn lookup_user(name: &str) -> Option<ServiceUser> {
+pub fn lookup_user(name: &str) -> Option<ServiceUser> {
     let user = nix::unistd::User::from_name(name).ok().flatten()?;
     let group = nix::unistd::Group::from_gid(user.gid).ok().flatten().map(|g| g.name).unwrap_or_else(|| user.gid.to_string());
     Some(ServiceUser { name: user.name, group, uid: user.uid.as_raw(), gid: user.gid.as_raw() })

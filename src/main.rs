@@ -24,6 +24,7 @@
 //! - `watch`: hot reload: a debounced watcher over the functions folder that re-runs discovery.
 //! - `init`: `fastfn init`: writes a working function from a template.
 //! - `logs`: `fastfn logs`: tails and follows an instance's log files.
+//! - `doctor`: `fastfn doctor`: pre-flight checks (nginx + Lua, interpreters, port, folder, sandbox, users).
 //! - `status`: `fastfn status`: finds a running instance and shows its supervisor's snapshot.
 //! - `systemd`: sd_notify (READY, STATUS, RELOADING, STOPPING, WATCHDOG) for Type=notify units.
 //! - `types`: vocabulary shared by all of the above (runtimes, methods, modes, process ends).
@@ -41,6 +42,7 @@ mod config_show;
 mod control;
 mod deps;
 mod discover;
+mod doctor;
 mod fnconfig;
 mod frame;
 mod openapi;
@@ -86,6 +88,7 @@ fn main() {
         Command::Logs(args) => std::process::exit(logs_command(args)),
         Command::Init(args) => std::process::exit(init_command(args)),
         Command::Config(cli::ConfigCommand::Show(args)) => std::process::exit(config_show_command(args)),
+        Command::Doctor(args) => std::process::exit(doctor::command(args)),
     };
     if !args.native {
         let verb = mode.as_str();

@@ -6,6 +6,7 @@ mod harness;
 mod contract;
 mod control_plane;
 mod deps;
+mod doctor;
 mod function_config;
 mod gateway;
 mod hostile;
