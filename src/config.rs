@@ -48,6 +48,7 @@ pub mod env {
     pub const DEFAULT_MAX_CONCURRENCY: &str = "FN_DEFAULT_MAX_CONCURRENCY";
     pub const DEFAULT_MAX_QUEUE: &str = "FN_DEFAULT_MAX_QUEUE";
     pub const PUBLIC_BASE_URL: &str = "FN_PUBLIC_BASE_URL";
+    pub const BENCH_CEILING: &str = "FN_BENCH_CEILING";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +108,8 @@ pub struct Settings {
     pub shutdown_grace: std::time::Duration,
     /// `FN_LOG_MAX_BYTES` (default 16 MiB): size at which each log file the supervisor writes rotates.
     pub log_max_bytes: u64,
+    /// `FN_BENCH_CEILING` (benchmarks only): nginx also answers `/_fastfn_bench_ceiling` from inline Lua.
+    pub bench_ceiling: bool,
 }
 
 /// Reads an environment variable, treating empty as unset.
@@ -175,6 +178,7 @@ impl Settings {
         let force_url = flag(env::FORCE_URL, &mut problems);
         let strict_fs = env_var(env::STRICT_FS).is_none() || flag(env::STRICT_FS, &mut problems);
         let shutdown_grace = std::time::Duration::from_millis(number(env::SHUTDOWN_GRACE_MS, 0, DEFAULT_SHUTDOWN_GRACE_MS, &mut problems));
+        let bench_ceiling = flag(env::BENCH_CEILING, &mut problems);
         let log_max_bytes = number(env::LOG_MAX_BYTES, 4096, crate::supervise::logfile::DEFAULT_MAX_BYTES, &mut problems);
         let hot_reload = args.hot_reload
             || match env_var(env::HOT_RELOAD) {
@@ -248,6 +252,7 @@ impl Settings {
             hot_reload,
             shutdown_grace,
             log_max_bytes,
+            bench_ceiling,
         })
     }
 }

@@ -27,6 +27,8 @@ pub struct NginxContext {
     pub client_max_body_size: u64,
     pub client_body_buffer_size: u64,
     pub settings_path: PathBuf,
+    /// `FN_BENCH_CEILING`: an inline-Lua endpoint the benchmark compares function calls against.
+    pub bench_ceiling: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +109,7 @@ mod tests {
             client_max_body_size: 1_048_576,
             client_body_buffer_size: 1_048_576,
             settings_path: "/run/fastfn/127.0.0.1-8080/conf/gateway.json".into(),
+            bench_ceiling: false,
         }
     }
 

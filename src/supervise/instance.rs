@@ -571,6 +571,7 @@ fn nginx_context(settings: &Settings, run_dir: &RunDir, catalog: &Catalog) -> Ng
         client_max_body_size: max_body,
         client_body_buffer_size: max_body.min(1024 * 1024),
         settings_path: run_dir.gateway_settings(),
+        bench_ceiling: settings.bench_ceiling,
     }
 }
 
