@@ -23,6 +23,7 @@
 //! - `init`: `fastfn init`: writes a working function from a template.
 //! - `logs`: `fastfn logs`: tails and follows an instance's log files.
 //! - `status`: `fastfn status`: finds a running instance and shows its supervisor's snapshot.
+//! - `service`: `fastfn service unit|install`: the hardened systemd unit for `fastfn run --native`.
 //! - `systemd`: sd_notify (READY, STATUS, RELOADING, STOPPING, WATCHDOG) for Type=notify units.
 //! - `types`: vocabulary shared by all of the above (runtimes, methods, modes, process ends).
 //!
@@ -48,6 +49,7 @@ mod render;
 mod sandbox;
 mod logs;
 mod secrets;
+mod service;
 mod status;
 mod rundir;
 mod supervise;
@@ -81,6 +83,8 @@ fn main() {
         Command::Reload(args) => std::process::exit(reload_command(args)),
         Command::Logs(args) => std::process::exit(logs_command(args)),
         Command::Init(args) => std::process::exit(init_command(args)),
+        Command::Service(cli::ServiceCommand::Unit(args)) => std::process::exit(finish(service::unit_command(args).map(|unit| unit.trim_end().to_string()))),
+        Command::Service(cli::ServiceCommand::Install(args)) => std::process::exit(finish(service::install_command(args))),
     };
     if !args.native {
         let verb = mode.as_str();

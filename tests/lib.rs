@@ -12,6 +12,7 @@ mod hostile;
 mod remote_peer;
 mod runtimes;
 mod secrets;
+mod service;
 mod skeleton;
 mod status;
 mod supervision;
