@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 packages=(nginx libnginx-mod-http-lua libnginx-mod-http-ndk lua-resty-core lua-cjson python3 python3-pip php-cli golang-go lua-busted lua-check luajit2 wrk iproute2 curl)
 # Node comes with the machine where it exists; installing Debian's npm over a newer Node would downgrade it.
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
+# The service tests check the generated unit with systemd-analyze (it comes with systemd on most hosts).
+command -v systemd-analyze >/dev/null 2>&1 || packages+=(systemd)
 
 missing=()
 for p in "${packages[@]}"; do

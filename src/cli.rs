@@ -45,6 +45,9 @@ pub enum Command {
     /// Check that this host can run `fastfn run --native`: nginx + Lua, interpreters, the port, the functions folder,
     /// the sandbox, the service users. Exit 0 when nothing failed (warnings allowed), 1 when a check failed.
     Doctor(DoctorArgs),
+    /// The systemd unit that runs `fastfn run --native DIR` as a service: print it, or install it.
+    #[command(subcommand)]
+    Service(ServiceCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,6 +88,51 @@ pub struct DoctorArgs {
     /// Settings file [default: fastfn.toml in the functions folder, when there is one].
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Print the systemd unit (Type=notify, hardened, for systemd 252+) for DIR on stdout.
+    Unit(ServiceUnitArgs),
+    /// As root: write the unit to /etc/systemd/system/NAME.service, create the worker user and the cache dir, and
+    /// run `systemctl daemon-reload`. Starts nothing.
+    Install(ServiceInstallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceUnitArgs {
+    /// The functions folder (made absolute).
+    pub dir: PathBuf,
+
+    /// The unprivileged user function workers run as (FN_USER); `install` creates it when missing.
+    #[arg(long, default_value = "fastfn")]
+    pub user: String,
+
+    /// Address the service listens on, ADDR:PORT.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// The unit's name (NAME.service); also names its run dir /run/NAME and cache dir /var/cache/NAME.
+    #[arg(long, default_value = "fastfn")]
+    pub name: String,
+
+    /// An environment variable for the service (repeatable), e.g. --env FN_ADMIN_TOKEN_FILE=/etc/fastfn/admin-token.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceInstallArgs {
+    #[command(flatten)]
+    pub unit: ServiceUnitArgs,
+
+    /// Where to write NAME.service.
+    #[arg(long, value_name = "PATH", default_value = "/etc/systemd/system")]
+    pub unit_dir: PathBuf,
+
+    /// Replace an existing unit file that differs from the one fastfn would write.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

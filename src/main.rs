@@ -26,6 +26,7 @@
 //! - `logs`: `fastfn logs`: tails and follows an instance's log files.
 //! - `doctor`: `fastfn doctor`: pre-flight checks (nginx + Lua, interpreters, port, folder, sandbox, users).
 //! - `status`: `fastfn status`: finds a running instance and shows its supervisor's snapshot.
+//! - `service`: `fastfn service unit|install`: the hardened systemd unit for `fastfn run --native`.
 //! - `systemd`: sd_notify (READY, STATUS, RELOADING, STOPPING, WATCHDOG) for Type=notify units.
 //! - `types`: vocabulary shared by all of the above (runtimes, methods, modes, process ends).
 //!
@@ -54,6 +55,7 @@ mod render;
 mod sandbox;
 mod logs;
 mod secrets;
+mod service;
 mod status;
 mod rundir;
 mod supervise;
@@ -89,6 +91,8 @@ fn main() {
         Command::Init(args) => std::process::exit(init_command(args)),
         Command::Config(cli::ConfigCommand::Show(args)) => std::process::exit(config_show_command(args)),
         Command::Doctor(args) => std::process::exit(doctor::command(args)),
+        Command::Service(cli::ServiceCommand::Unit(args)) => std::process::exit(finish(service::unit_command(args).map(|unit| unit.trim_end().to_string()))),
+        Command::Service(cli::ServiceCommand::Install(args)) => std::process::exit(finish(service::install_command(args))),
     };
     if !args.native {
         let verb = mode.as_str();

@@ -14,6 +14,7 @@ mod remote_peer;
 mod runtimes;
 mod secrets;
 mod settings_file;
+mod service;
 mod skeleton;
 mod status;
 mod supervision;
