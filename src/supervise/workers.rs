@@ -220,6 +220,7 @@ impl Workers {
             },
         };
         let listener = bind_socket(&socket, self.env.socket_owner)?;
+        let mut unclaimed = UnclaimedSocket { path: &socket, armed: true };
         let tmp = private_tmp(&self.env.tmp_base, &format!("{}-{index}", function.id), self.env.user)?;
 
         let mut command = tokio::process::Command::new(&interpreter);
@@ -292,6 +293,8 @@ impl Workers {
             st.state = State::Running { pid, since: started };
             st.starts = st.starts.saturating_add(1);
         }
+        // From here the worker owns the socket: its exit (or kill) removes it.
+        unclaimed.armed = false;
         let this = Arc::clone(self);
         let watched = Arc::clone(slot);
         let name = function.name.clone();
@@ -581,6 +584,21 @@ fn private_tmp(base: &Path, id: &str, user: Option<(u32, u32)>) -> Result<PathBu
         crate::rundir::chown(&dir, Some(uid), Some(gid)).map_err(|e| format!("cannot chown `{}`: {e}", dir.display()))?;
     }
     Ok(dir)
+}
+
+/// A socket bound for a worker that has not started yet: a start that fails before the worker runs (its folder was
+/// deleted, the sandbox could not be prepared) removes it, so no socket file is left with nobody listening.
+struct UnclaimedSocket<'a> {
+    path: &'a Path,
+    armed: bool,
+}
+
+impl Drop for UnclaimedSocket<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            remove_socket(self.path);
+        }
+    }
 }
 
 /// Removes a dead worker's socket file, so the gateway sees "no such file" (a quiet cold start) rather than
