@@ -91,6 +91,8 @@ class Stack:
     def __init__(self, env_extra=None):
         self.port = free_port()
         self.work = tempfile.mkdtemp(prefix="fastfn-bench-")
+        # As root, nginx's and the functions' users must get through to the run dir inside it.
+        os.chmod(self.work, 0o755)
         self.ready = os.path.join(self.work, "ready.json")
         env = dict(os.environ, FN_BENCH_CEILING="1")
         env.update(env_extra or {})

@@ -23,6 +23,8 @@ pub enum RunDirError {
     Busy { listen: SocketAddr, path: PathBuf },
     #[error("socket paths under `{}` would be {len} bytes, over the {MAX_SOCKET_PATH}-byte limit of unix sockets", path.display())]
     PathTooLong { path: PathBuf, len: usize },
+    #[error("nginx workers run as `{user}` and function workers as another user, but `{}` (mode {mode:o}) does not let them through to the run dir: pick a --run-dir (FN_RUN_DIR) whose parents every user can traverse, like the default /run/fastfn", path.display())]
+    Untraversable { path: PathBuf, user: String, mode: u32 },
     #[error("run dir `{}` contains characters nginx cannot take in a config path (quotes, `;`, `{{`, `}}`, `$`, `#`, whitespace or `\\`)", .0.display())]
     UnsafeChars(PathBuf),
 }
@@ -72,6 +74,9 @@ impl RunDir {
         let me = nix::unistd::Uid::effective().as_raw();
         make_dir(base, 0o711)?;
         check_owned(base, me)?;
+        if let Some(gateway) = gateway {
+            check_traversable(base, gateway)?;
+        }
         let root = base.join(instance_name(listen));
         if root.to_string_lossy().chars().any(|c| c.is_whitespace() || "\"';{}$#\\".contains(c)) {
             return Err(RunDirError::UnsafeChars(root));
@@ -128,6 +133,20 @@ impl RunDir {
     }
 }
 
+/// As root, nginx's workers (the gateway user) and the function workers (another user) both read the run dir's
+/// lib/: every parent of the run base must let others through (x). Else nginx fails later with an obscure "module
+/// not found".
+fn check_traversable(base: &Path, gateway: &ServiceUser) -> Result<(), RunDirError> {
+    for dir in base.ancestors().skip(1) {
+        let Ok(meta) = fs::metadata(dir) else { continue };
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o001 == 0 {
+            return Err(RunDirError::Untraversable { path: dir.to_path_buf(), user: gateway.name.clone(), mode });
+        }
+    }
+    Ok(())
+}
+
 fn make_dir(path: &Path, mode: u32) -> Result<(), RunDirError> {
     fs::DirBuilder::new().recursive(true).mode(mode).create(path).map_err(|source| RunDirError::Create { path: path.to_path_buf(), source })?;
     // The umask may have narrowed it, and an existing folder keeps its old mode.
@@ -180,6 +199,21 @@ pub fn instance_name(listen: SocketAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_parent_others_cannot_traverse_is_named() {
+        let top = tempfile::tempdir().expect("temp dir");
+        let closed = top.path().join("closed");
+        fs::create_dir(&closed).expect("mkdir");
+        fs::set_permissions(&closed, fs::Permissions::from_mode(0o700)).expect("chmod");
+        let gateway = ServiceUser { name: "www-data".into(), group: "www-data".into(), uid: 33, gid: 33 };
+        match check_traversable(&closed.join("run"), &gateway) {
+            Err(RunDirError::Untraversable { path, mode, .. }) => assert_eq!((path, mode), (closed.clone(), 0o700)),
+            other => panic!("{other:?}"),
+        }
+        fs::set_permissions(&closed, fs::Permissions::from_mode(0o711)).expect("chmod");
+        assert!(check_traversable(&closed.join("run"), &gateway).is_ok());
+    }
 
     #[test]
     fn creates_layout_and_refuses_a_second_instance_on_the_same_address() {
