@@ -222,7 +222,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn killing_one_worker_of_a_pool_fails_no_later_request() {
     let mut stack = Stack::new()
         .file("pooled/handler.py", "import os\ndef handler(event):\n    return {'pid': os.getpid()}\n")
-        .file("pooled/fn.config.json", r#"{"worker_pool": {"max_workers": 2}}"#)
+        .file("pooled/fn.config.json", r#"{"timeout_ms": 6000, "worker_pool": {"max_workers": 2}}"#)
         .env("FN_NGINX_WORKERS", "1")
         .start();
     // Between the kill and the supervisor's cleanup, nginx may log a failed connect to the dead worker's socket
@@ -320,4 +320,31 @@ fn handler_output_goes_to_the_log_tagged_with_function_and_request() {
         let expected = format!("[fn:{name}] [{id}] {line}");
         assert!(wait_until(std::time::Duration::from_secs(5), || stack.log("runtime.log").contains(&expected)), "{expected} not in:\n{}", stack.log("runtime.log"));
     }
+}
+
+#[test]
+fn a_request_passes_over_the_pool_worker_busy_with_a_slow_one() {
+    // PHP serves one request at a time per process; the pool gives concurrency. One nginx worker, so the gateway's
+    // in-flight counts (kept per nginx worker) see every request.
+    let php = "<?php\nfunction handler($event) {\n    $s = $event[\"query\"][\"s\"] ?? \"\";\n    if ($s !== \"\") { usleep((int)(floatval($s) * 1000000)); }\n    return [\"pid\" => getmypid()];\n}\n";
+    let stack = Stack::new()
+        .env("FN_NGINX_WORKERS", "1")
+        .file("slow/handler.php", php)
+        .file("slow/fn.config.json", r#"{"timeout_ms": 6000, "worker_pool": {"max_workers": 2}}"#)
+        .start();
+    let port = stack.port;
+    let slow = std::thread::spawn(move || crate::harness::http::get(port, "/slow?s=3"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // The next request rotates to the other worker (starting it); the one after that would rotate back to the
+    // busy worker, and is sent to the free one instead.
+    let first = stack.get("/slow").json()["pid"].clone();
+    let started = std::time::Instant::now();
+    let second = stack.get("/slow");
+    let waited = started.elapsed();
+    assert_eq!(second.status, 200);
+    assert_eq!(second.json()["pid"], first, "the free worker answered");
+    assert!(waited < std::time::Duration::from_millis(1500), "waited {waited:?} behind the slow request");
+    let slow = slow.join().expect("slow request");
+    assert_eq!(slow.status, 200);
+    assert_ne!(slow.json()["pid"], first, "the slow request had the other worker");
 }

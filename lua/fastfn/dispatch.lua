@@ -93,6 +93,10 @@ function _M.prepare(fn)
     fn.connect_timeout_ms = max(50, floor(fn.timeout_ms * 0.2))
     fn.pool = #fn.sockets
     fn.next_worker = 0
+    fn.inflight = {}
+    for w = 1, fn.pool do
+        fn.inflight[w] = 0
+    end
     fn.sock_uris, fn.ensure_frames, fn.timed_out_frames = {}, {}, {}
     for w = 1, fn.pool do
         fn.sock_uris[w] = "unix:" .. fn.sockets[w]
@@ -224,13 +228,50 @@ local function open(fn, w, request_id, fresh)
     return nil, COLD, 503, "runtime down"
 end
 
+-- The worker of the pool for the next request: the one with the fewest requests in flight from this nginx worker,
+-- looking from the round-robin position on, so that at low load the requests still rotate (and every worker of
+-- the pool gets started under load), and a worker busy with a slow request (a blocking Python or PHP handler holds
+-- its process) is passed over while another one is free.
+local function pick(fn)
+    local pool, inflight = fn.pool, fn.inflight
+    local start = fn.next_worker % pool + 1
+    fn.next_worker = start
+    local best, fewest = start, inflight[start]
+    if fewest > 0 then
+        for i = 1, pool - 1 do
+            local w = (start + i - 1) % pool + 1
+            local n = inflight[w]
+            if n < fewest then
+                best, fewest = w, n
+                if n == 0 then
+                    break
+                end
+            end
+        end
+    end
+    return best
+end
+_M.pick = pick
+
+local exchange
+
 --- Sends payload (the encoded {"event": …}) to fn's worker. Returns envelope, nil, nil, state on success, or
 -- nil, status, message, state. `idempotent` (GET, HEAD): a worker that dies before answering is retried once, on a
 -- new connection, as nginx's proxy_next_upstream does; other methods get 502 (the handler may have run).
 function _M.call(fn, payload, request_id, idempotent)
-    -- Round robin over the pool (per nginx worker): under load every worker of the pool gets started.
-    local w = fn.next_worker % fn.pool + 1
-    fn.next_worker = w
+    local w = pick(fn)
+    local inflight = fn.inflight
+    inflight[w] = inflight[w] + 1
+    -- pcall: the count must come down even if the exchange raises.
+    local ok, env, status, msg, state = pcall(exchange, fn, w, payload, request_id, idempotent)
+    inflight[w] = inflight[w] - 1
+    if not ok then
+        error(env, 0)
+    end
+    return env, status, msg, state
+end
+
+exchange = function(fn, w, payload, request_id, idempotent)
     local sock, state, status, msg = open(fn, w, request_id, false)
     if not sock then
         return nil, status, msg, state

@@ -426,6 +426,34 @@ describe('dev mode', () => {
   });
 });
 
+describe('console lines carry their request id', () => {
+  test('before and after awaits, with requests interleaved', async () => {
+    const source = `
+      exports.handler = async (event) => {
+        console.log('start', event.path);
+        await new Promise((resolve) => setTimeout(resolve, Number(event.query.ms || 0)));
+        console.log('end', event.path);
+        return { ok: true };
+      };
+    `;
+    const w = await startWorker({ source });
+    try {
+      // The first line switches request tracking on; from then on lines after an await are tagged too, even
+      // while another request's lines interleave.
+      await w.call('/first', { query: { ms: '0' } });
+      const slow = w.call('/slow', { query: { ms: '100' }, id: 'req-slow' });
+      const fast = w.call('/fast', { query: { ms: '10' }, id: 'req-fast' });
+      await Promise.all([slow, fast]);
+      await waitFor(() => /end \/slow/.test(w.out), 'the slow end line');
+      assert.match(w.out, /\[req-slow\] start \/slow/);
+      assert.match(w.out, /\[req-slow\] end \/slow/);
+      assert.match(w.out, /\[req-fast\] end \/fast/);
+    } finally {
+      await w.stop();
+    }
+  });
+});
+
 describe('handler shapes', () => {
   test('async handler', async () => {
     const w = await startWorker({ name: 'asyncHandler' });

@@ -242,6 +242,7 @@ impl Workers {
             // Run state never goes into the functions folder: no __pycache__ next to handlers.
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .envs(deps_env(function))
+            .envs(go_env(function))
             .env("TMPDIR", &tmp)
             .env("HOME", &tmp)
             .current_dir(&function.dir)
@@ -561,6 +562,17 @@ fn deps_env(function: &CatalogFunction) -> Vec<(&'static str, PathBuf)> {
         Runtime::Php => vec![("FN_PHP_VENDOR_DIR", dir.join("vendor"))],
         _ => Vec::new(),
     }
+}
+
+/// A Go worker's scheduler threads: the pool already runs a process per core, so each gets its share of the cores
+/// (at least 1). With GOMAXPROCS = every core in every process, idle Ps spin looking for work and the processes
+/// fight over the same cores.
+fn go_env(function: &CatalogFunction) -> Option<(&'static str, String)> {
+    if function.runtime != Runtime::Go {
+        return None;
+    }
+    let cores = std::thread::available_parallelism().map(std::num::NonZeroUsize::get).unwrap_or(1);
+    Some(("GOMAXPROCS", (cores / function.sockets.len().max(1)).max(1).to_string()))
 }
 
 fn slot_key(id: &str, index: usize) -> String {
