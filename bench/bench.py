@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import re
+import resource
 import signal
 import socket
 import statistics
@@ -68,6 +69,24 @@ def wrk(url, threads, conns, seconds, script=None):
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0,
     }
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, in seconds (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def pss_kib(pid):
@@ -183,10 +202,20 @@ def main():
     try:
         for name, path, _, script in ENDPOINTS:
             wrk(stack.url(path), 2, 32, 2, scripts.get(script))  # warm-up: pools filled, JITs warm
+        status = stack.status()
+        nginx_pids = [w["pid"] for w in status["nginx"].get("workers", [])]
+        worker_pids = {f["name"].split("/")[0]: [p["pid"] for p in f.get("processes", [])] for f in status["functions"]}
         for round_no in range(args.rounds):
             for name, path, _, script in ENDPOINTS:
-                results[name]["c32"].append(wrk(stack.url(path), 2, 32, args.seconds, scripts.get(script)))
-                print(f"round {round_no + 1} -c32 {name}: {results[name]['c32'][-1]}", flush=True)
+                # Where the CPU goes, per request: nginx's workers, the function's workers, wrk itself.
+                own = worker_pids.get(path.strip("/"), [])
+                before = (sum(map(cpu_seconds, nginx_pids)), sum(map(cpu_seconds, own)), children_cpu())
+                run = wrk(stack.url(path), 2, 32, args.seconds, scripts.get(script))
+                after = (sum(map(cpu_seconds, nginx_pids)), sum(map(cpu_seconds, own)), children_cpu())
+                requests = run["rps"] * args.seconds
+                run["cpu_us"] = [(a - b) / requests * 1e6 for a, b in zip(after, before)]
+                results[name]["c32"].append(run)
+                print(f"round {round_no + 1} -c32 {name}: {run}", flush=True)
             for name, path, _, script in ENDPOINTS:
                 results[name]["c1"].append(wrk(stack.url(path), 1, 1, max(1, args.seconds // 2), scripts.get(script)))
                 print(f"round {round_no + 1} -c1  {name}: {results[name]['c1'][-1]}", flush=True)
@@ -236,8 +265,8 @@ def render(results, pss, ready_times, box, args):
         "",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in box.items()),
         "",
-        "| endpoint | req/s at -c32 (each round) | share of the ceiling (each round) | target | p50 at -c1 | added p50 over the ceiling | target | non-2xx / socket errors |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| endpoint | req/s at -c32 (each round) | share of the ceiling (each round) | target | p50 at -c1 | added p50 over the ceiling | target | non-2xx / socket errors | CPU µs per request at -c32: nginx / function worker / wrk |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     summary = []
     for name, _, runtime, _ in ENDPOINTS:
@@ -248,13 +277,15 @@ def render(results, pss, ready_times, box, args):
         added = [x["p50_ms"] - c["p50_ms"] for x, c in zip(r["c1"], ceiling["c1"])]
         bad = sum(x["non2xx"] for x in r["c32"] + r["c1"])
         errors = sum(x["socket_errors"] for x in r["c32"] + r["c1"])
+        cpu_text = " / ".join(f"{statistics.median(x['cpu_us'][i] for x in r['c32']):.1f}" for i in range(3))
         share_target = SHARE_TARGET.get(runtime)
         p50_target = ADDED_P50_TARGET.get(runtime)
         share_text = f"≥ {share_target} %: {verdict(statistics.median(shares) >= share_target)}" if share_target else "—"
         p50_text = f"≤ {p50_target} ms: {verdict(statistics.median(added) <= p50_target)}" if p50_target else "—"
         lines.append(
             f"| {name} | {' / '.join(f'{x:,.0f}' for x in rps)} | {' / '.join(f'{x:.1f} %' for x in shares)} | {share_text} "
-            f"| {p50:.3f} ms | {' / '.join(f'{x:+.3f}' for x in added) if runtime != 'ceiling' else '—'} | {p50_text} | {bad} / {errors} |")
+            f"| {p50:.3f} ms | {' / '.join(f'{x:+.3f}' for x in added) if runtime != 'ceiling' else '—'} | {p50_text} | {bad} / {errors} "
+            f"| {cpu_text} |")
         summary.append((name, bad))
     total_bad = sum(b for _, b in summary)
     lines += ["", f"Non-2xx answers over every run: {total_bad} (target 0: {verdict(total_bad == 0)}).", ""]

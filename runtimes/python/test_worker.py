@@ -3,6 +3,8 @@
     python3 -m unittest discover -s runtimes/python -v
 """
 
+import importlib.util
+import io
 import json
 import os
 import shutil
@@ -15,6 +17,7 @@ import tempfile
 import textwrap
 import time
 import unittest
+from unittest import mock
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "worker.py")
@@ -53,6 +56,8 @@ HANDLERS = textwrap.dedent(
         "status_str": lambda e: {"status": "200", "body": ""},
         "nan": lambda e: {"x": float("nan")},
         "unserialisable": lambda e: {"x": object()},
+        "echo_id": lambda e: {"id": e["id"]},
+        "loop": lambda e: {"running": asyncio.get_event_loop().is_running()},
     }
 
     def boom(e):
@@ -67,6 +72,17 @@ HANDLERS = textwrap.dedent(
         print("hello from handler")
         return {"printed": True}
 
+    async def async_sleep(e):
+        seconds = float(e["query"]["s"])
+        await asyncio.sleep(seconds)
+        return {"slept": seconds, "id": e["id"]}
+
+    async def async_print(e):
+        print("begin", e["id"])
+        await asyncio.sleep(float(e["query"]["s"]))
+        print("end", e["id"])
+        return {"printed": True}
+
     def handler(event):
         name = event["path"].strip("/")
         if name == "boom":
@@ -75,6 +91,10 @@ HANDLERS = textwrap.dedent(
             return sleep(event)
         if name == "print":
             return printer(event)
+        if name == "async_sleep":
+            return async_sleep(event)  # a sync handler returning a coroutine: awaited like an async handler
+        if name == "async_print":
+            return async_print(event)
         return CASES[name](event)
 
     async def async_handler(event):
@@ -327,16 +347,111 @@ class TestReturnShapes(WorkerCase):
             self.assertEqual(recv_frame(sock)["status"], 200)
             self.assertEqual(recv_frame(sock)["status"], 200)
 
-    def test_concurrent_connections(self):
+    def test_async_handler_does_not_hold_other_connections(self):
+        slow, fast = self.worker.connect(), self.worker.connect()
+        with slow, fast:
+            started = time.monotonic()
+            slow.sendall(encode_frame({"event": event("/async_sleep", rid="req-slow", query={"s": "0.5"})}))
+            time.sleep(0.05)  # the slow request is in progress before the fast one arrives
+            fast.sendall(encode_frame({"event": event("/dict")}))
+            self.assertEqual(recv_frame(fast)["status"], 200)
+            self.assertLess(time.monotonic() - started, 0.4, "fast request waited for the slow async one")
+            self.assertEqual(json.loads(recv_frame(slow)["body"]), {"slept": 0.5, "id": "req-slow"})
+            self.assertGreaterEqual(time.monotonic() - started, 0.5)
+
+    def test_many_async_requests_run_concurrently(self):
+        socks = [self.worker.connect() for _ in range(20)]
+        try:
+            started = time.monotonic()
+            for i, sock in enumerate(socks):
+                sock.sendall(encode_frame({"event": event("/async_sleep", rid=f"req-c{i}", query={"s": "0.3"})}))
+            for i, sock in enumerate(socks):
+                self.assertEqual(json.loads(recv_frame(sock)["body"]), {"slept": 0.3, "id": f"req-c{i}"})
+            self.assertLess(time.monotonic() - started, 2.0, "20 × 0.3 s async sleeps ran one after the other")
+        finally:
+            for sock in socks:
+                sock.close()
+
+    def test_blocking_sync_handler_holds_its_process(self):
+        # The model: a sync handler runs on the loop thread, so a blocking one delays every connection of this
+        # process (concurrency for blocking code comes from the pool). Both still complete correctly.
         slow, fast = self.worker.connect(), self.worker.connect()
         with slow, fast:
             started = time.monotonic()
             slow.sendall(encode_frame({"event": event("/sleep", query={"s": "0.5"})}))
-            fast.sendall(encode_frame({"event": event("/dict")}))
-            self.assertEqual(recv_frame(fast)["status"], 200)
-            self.assertLess(time.monotonic() - started, 0.4, "fast request waited for the slow one")
+            time.sleep(0.05)
+            fast.sendall(encode_frame({"event": event("/echo_id", rid="req-fast")}))
+            self.assertEqual(json.loads(recv_frame(fast)["body"]), {"id": "req-fast"})
+            self.assertGreaterEqual(time.monotonic() - started, 0.45, "the sync sleep did not hold the process")
             self.assertEqual(json.loads(recv_frame(slow)["body"]), {"slept": 0.5})
-            self.assertGreaterEqual(time.monotonic() - started, 0.5)
+
+    def test_async_requests_on_one_connection_are_sequential(self):
+        with self.worker.connect() as sock:
+            started = time.monotonic()
+            sock.sendall(b"".join(encode_frame({"event": event("/async_sleep", rid=f"req-s{i}", query={"s": "0.2"})})
+                                  for i in range(2)))
+            self.assertEqual(json.loads(recv_frame(sock)["body"])["id"], "req-s0")
+            self.assertEqual(json.loads(recv_frame(sock)["body"])["id"], "req-s1")
+            self.assertGreaterEqual(time.monotonic() - started, 0.4)
+
+    def test_many_pipelined_frames(self):
+        frames, expected = [], []
+        for i in range(300):
+            if i % 50 == 0:
+                frames.append(encode_frame({"op": "ping"}))
+                expected.append(("pong", None))
+            elif i % 7 == 0:  # async requests in the pipeline keep their place in the order
+                frames.append(encode_frame({"event": event("/async_sleep", rid=f"req-p{i}", query={"s": "0"})}))
+                expected.append(("event", f"req-p{i}"))
+            else:
+                frames.append(encode_frame({"event": event("/echo_id", rid=f"req-p{i}")}))
+                expected.append(("event", f"req-p{i}"))
+        with self.worker.connect() as sock:
+            sock.sendall(b"".join(frames))
+            for kind, rid in expected:
+                reply = recv_frame(sock)
+                if kind == "pong":
+                    self.assertEqual(reply["op"], "pong")
+                else:
+                    self.assertEqual(json.loads(reply["body"])["id"], rid)
+
+    def test_half_close_after_request_still_answered(self):
+        cases = (
+            [event("/echo_id", rid="req-h1")],
+            [event("/async_sleep", rid="req-h2", query={"s": "0.1"})],  # still in progress at EOF
+            [event("/echo_id", rid="req-h3"), event("/async_sleep", rid="req-h4", query={"s": "0"}),
+             event("/echo_id", rid="req-h5")],
+        )
+        for events in cases:
+            with self.worker.connect() as sock:
+                sock.sendall(b"".join(encode_frame({"event": ev}) for ev in events))
+                sock.shutdown(socket.SHUT_WR)
+                for ev in events:
+                    self.assertEqual(json.loads(recv_frame(sock)["body"])["id"], ev["id"])
+                assert_closed(self, sock)
+
+    def test_get_event_loop_in_sync_handler_is_the_running_loop(self):
+        self.assertEqual(json.loads(self.worker.call("/loop")["body"]), {"running": True})
+
+    def test_concurrent_async_output_is_tagged_per_request(self):
+        a, b = self.worker.connect(), self.worker.connect()
+        with a, b:
+            a.sendall(encode_frame({"event": event("/async_print", rid="req-out-a", query={"s": "0.3"})}))
+            time.sleep(0.05)
+            b.sendall(encode_frame({"event": event("/async_print", rid="req-out-b", query={"s": "0.05"})}))
+            self.assertEqual(recv_frame(b)["status"], 200)
+            self.assertEqual(recv_frame(a)["status"], 200)
+        deadline = time.monotonic() + DEADLINE
+        while "end req-out-a" not in self.worker.stdout():
+            self.assertLess(time.monotonic() - deadline, 0, "handler output never flushed")
+            time.sleep(0.01)
+        lines = [line for line in self.worker.stdout().splitlines() if "req-out-" in line]
+        self.assertEqual(lines, [
+            "[req-out-a] begin req-out-a",
+            "[req-out-b] begin req-out-b",
+            "[req-out-b] end req-out-b",  # b finished first: it ran while a was waiting
+            "[req-out-a] end req-out-a",
+        ])
 
     def test_oversize_frame_gets_413_then_close(self):
         with self.worker.connect() as sock:
@@ -369,6 +484,49 @@ class TestReturnShapes(WorkerCase):
         self.assertIsNone(self.worker.proc.poll())
 
 
+class TestInProcess(unittest.TestCase):
+    """Worker.reply and the output wrapper, called in this process (no socket)."""
+
+    @classmethod
+    def setUpClass(cls):
+        spec = importlib.util.spec_from_file_location("fastfn_worker_under_test", WORKER)
+        cls.w = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(cls.w)
+
+    def test_output_flushed_only_when_written_and_tagged_per_request(self):
+        class Stream(io.StringIO):
+            flushes = 0
+
+            def flush(self):
+                self.flushes += 1
+
+        def handler(ev):
+            if ev["path"] == "/print":
+                print("line one")
+                print("partial", end="")  # an unfinished line does not carry over to the next request
+            return {"ok": True}
+
+        w = self.w
+        worker = w.Worker(w.Handler(handler), None, False, w.DEFAULT_MAX_FRAME)
+        out, err = Stream(), Stream()
+
+        def reply(path, rid):
+            answer, keep = worker.reply(json.dumps({"event": event(path, rid=rid)}).encode())
+            self.assertTrue(keep)
+            self.assertEqual(json.loads(answer[4:])["status"], 200)
+
+        with mock.patch.object(sys, "stdout", w.RequestTaggedOutput(out, 0)), \
+                mock.patch.object(sys, "stderr", w.RequestTaggedOutput(err, 1)):
+            for _ in range(3):
+                reply("/quiet", "req-q")
+            self.assertEqual((out.flushes, err.flushes), (0, 0))
+            reply("/print", "req-a")
+            self.assertEqual((out.flushes, err.flushes), (1, 0))
+            reply("/print", "req-b")
+            self.assertEqual((out.flushes, err.flushes), (2, 0))
+        self.assertEqual(out.getvalue(), "[req-a] line one\n[req-a] partial[req-b] line one\n[req-b] partial")
+
+
 class TestDevMode(WorkerCase):
     mode = "dev"
 
@@ -386,7 +544,7 @@ class TestAsync(WorkerCase):
     name = "async_handler"
 
     def test_async_handler(self):
-        with self.worker.connect() as sock:  # the per-connection loop is reused across requests
+        with self.worker.connect() as sock:  # several async requests on one connection
             for path in ("/a", "/b"):
                 sock.sendall(encode_frame({"event": event(path)}))
                 self.assertEqual(json.loads(recv_frame(sock)["body"]), {"async": True, "path": path})

@@ -2,24 +2,29 @@
 """fastfn Python worker: one process serves one function (docs/wire.md, docs/event.md).
 
 The supervisor hands us an already-listening unix socket on fd 3. We load the handler once, then answer framed
-requests (4-byte big-endian length + UTF-8 JSON object): one thread per connection, requests sequential within a
-connection. Per request we only decode, call, normalise and encode. Standard library only.
-"""
+requests (4-byte big-endian length + UTF-8 JSON object) on one asyncio event loop in the main thread: requests are
+sequential within a connection (the next frame waits for the current reply) and interleave across connections.
+Per request we only decode, call, normalise and encode. Standard library only.
 
+Concurrency model: a sync handler is called inline on the loop thread (no thread hop), so while it runs — a blocking
+time.sleep, a slow query — this process serves nothing else; concurrency for blocking code comes from the function's
+pool of worker processes (worker_pool.max_workers). An async handler (`async def`, or any awaitable returned) runs as
+a task on the same loop, so many of them proceed concurrently in one process. Inside a sync handler,
+asyncio.get_event_loop() is the running loop: schedule work on it, but do not block on it — asyncio.run() and
+loop.run_until_complete() raise there; make the handler `async def` and await instead.
+"""
 import asyncio
 import base64
-import errno
+import contextvars
 import importlib.util
 import inspect
 import json
 import os
 import re
-import select
 import signal
 import socket
 import struct
 import sys
-import threading
 import time
 import traceback
 
@@ -210,17 +215,17 @@ def mask_env_values(text, event):
             text = text.replace(value, "<hidden>")
     return text
 
-
 class Worker:
     def __init__(self, handler, load_error, dev, max_frame):
         self.handler = handler
         self.load_error = load_error  # "<Type>: <message>" when loading failed, else None
         self.dev = dev
         self.max_frame = max_frame
-        # For the idle timeout: requests in progress and when the last one ended (plain attribute updates are
-        # atomic under the GIL; the idle check only needs them approximately).
-        self.busy = 0
-        self.last_active = time.monotonic()
+        # For the idle timeout (everything runs on the loop thread, so plain counters are exact): frames taken so
+        # far, and async requests still in progress. A sync request starts and ends inside one loop callback, so the
+        # idle check can never see it in progress.
+        self.served = 0
+        self.pending = 0
 
     def internal_error(self, request_id, detail, event=None):
         payload = {"error": "internal error", "request_id": request_id}
@@ -228,26 +233,11 @@ class Worker:
             payload["detail"] = mask_env_values(detail, event)
         return frame({"status": 500, "headers": {"Content-Type": JSON_TYPE}, "body": _encode(payload)})
 
-    def handle_event(self, event, conn_state):
-        """Call the handler on one event and return the response frame (bytes)."""
-        request_id = event.get("id")
-        if not isinstance(request_id, str):
-            context = event.get("context")
-            request_id = context.get("request_id") if isinstance(context, dict) else None
-            request_id = request_id if isinstance(request_id, str) else "-"
-        if self.handler is None:
-            return self.internal_error(request_id, self.load_error)
-        CURRENT.request_id = request_id
-        try:
-            result = self.handler(event)
-            if inspect.isawaitable(result):
-                result = conn_state.loop().run_until_complete(result)
-        except BaseException as exc:  # noqa: BLE001 - anything the handler raises is a 500, never a dead worker
-            sys.stderr.write(f"[{request_id}] {format_user_traceback(exc)}")
-            return self.internal_error(request_id, f"{type(exc).__name__}: {exc}", event)
-        finally:
-            CURRENT.request_id = None
-            flush_stdout()  # so the handler's prints reach the supervisor's log now, not at exit
+    def handler_failed(self, request_id, exc, event):
+        sys.stderr.write(f"[{request_id}] {format_user_traceback(exc)}")
+        return self.internal_error(request_id, f"{type(exc).__name__}: {exc}", event)
+
+    def encode(self, result, request_id, event):
         try:
             envelope = normalise(result)
             # Encode here so an unencodable string (a lone surrogate) is reported as this handler's error.
@@ -257,8 +247,45 @@ class Worker:
             sys.stderr.write(f"[{request_id}] {detail}\n")
             return self.internal_error(request_id, detail, event)
 
-    def reply(self, body, conn_state):
-        """Answer one request frame: (bytes to send, keep the connection open)."""
+    def handle_event(self, event):
+        """Call the handler on one event: the response frame (bytes) or, when the handler gave an awaitable, a
+        coroutine that awaits it and returns the frame."""
+        request_id = event.get("id")
+        if not isinstance(request_id, str):
+            context = event.get("context")
+            request_id = context.get("request_id") if isinstance(context, dict) else None
+            request_id = request_id if isinstance(request_id, str) else "-"
+        if self.handler is None:
+            return self.internal_error(request_id, self.load_error)
+        tag = RequestTag(request_id)
+        token = CURRENT.set(tag)
+        try:
+            result = self.handler(event)
+        except BaseException as exc:  # noqa: BLE001 - anything the handler raises is a 500, never a dead worker
+            return self.handler_failed(request_id, exc, event)
+        finally:
+            CURRENT.reset(token)
+            flush_written()  # so the handler's prints reach the supervisor's log now, not at exit
+        cls = type(result)
+        if cls is not dict and cls is not tuple and (hasattr(cls, "__await__") or inspect.isawaitable(result)):
+            return self.finish_async(result, tag, event)
+        return self.encode(result, request_id, event)
+
+    async def finish_async(self, awaitable, tag, event):
+        # Runs as its own task, so it has its own copy of the context: this request's tag stays set for whatever
+        # the handler prints, whichever other requests run in between.
+        CURRENT.set(tag)
+        try:
+            result = await awaitable
+        except BaseException as exc:  # noqa: BLE001
+            return self.handler_failed(tag.request_id, exc, event)
+        finally:
+            flush_written()
+        return self.encode(result, tag.request_id, event)
+
+    def reply(self, body):
+        """Answer one request frame's body: (answer, keep the connection open). The answer is the frame to send, or
+        for an async handler a coroutine returning it."""
         try:
             # Lenient decoding: a stray invalid byte in the raw request body must not kill the request.
             request = json.loads(body.decode("utf-8", "replace"))
@@ -268,68 +295,157 @@ class Worker:
             return BAD_FRAME, False
         event = request.get("event")
         if isinstance(event, dict):
-            return self.handle_event(event, conn_state), True
+            return self.handle_event(event), True
         if request.get("op") == "ping":
             return PONG, True
         return BAD_FRAME, False
 
-    def serve_connection(self, conn):
-        state = ConnState()
-        # A buffered reader does few recv() syscalls per frame; read(n) blocks until n bytes or EOF.
-        rfile = conn.makefile("rb")
+
+# Past this many buffered bytes, a connection that is waiting for its own reply stops reading (the kernel buffer then
+# pushes back on the peer). The gateway never pipelines, so this only bounds a misbehaving peer.
+READ_AHEAD = 256 * 1024
+
+
+class Connection(asyncio.Protocol):
+    """One connection on the event loop: frames are parsed as bytes arrive and answered in order, one at a time (the
+    next frame waits until the current reply is written); other connections are served meanwhile."""
+
+    __slots__ = ("worker", "transport", "buffer", "pending", "write_paused", "read_paused", "eof")
+
+    def __init__(self, worker):
+        self.worker = worker
+        self.transport = None
+        self.buffer = bytearray()
+        self.pending = False  # an async handler is working on this connection's current request
+        self.write_paused = False  # the transport's write buffer is full: the peer is not reading
+        self.read_paused = False
+        self.eof = False  # the peer half-closed: answer what is complete, then close
+
+    def connection_made(self, transport):
+        self.transport = transport
+        if ALLOWED_PEERS and not peer_allowed(transport.get_extra_info("socket"), ALLOWED_PEERS):
+            transport.abort()  # closed unanswered, nothing read
+
+    def data_received(self, data):
+        self.buffer += data
+        if not (self.pending or self.write_paused):
+            self.process()
+        elif len(self.buffer) > READ_AHEAD and not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def eof_received(self):
+        self.eof = True
+        # Waiting on a reply: keep the write side open and close after answering. Otherwise every complete frame has
+        # been answered, and what is left is nothing or a truncated frame: close.
+        return self.pending or self.write_paused
+
+    def pause_writing(self):
+        self.write_paused = True
+
+    def resume_writing(self):
+        self.write_paused = False
+        self.unblock()
+
+    def unblock(self):
+        if self.pending or self.write_paused:
+            return
+        self.process()
+        if self.read_paused and not (self.pending or self.write_paused):
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def process(self):
+        buffer, worker, transport = self.buffer, self.worker, self.transport
+        while len(buffer) >= 4:
+            (length,) = HEADER.unpack_from(buffer)
+            if length > worker.max_frame:
+                transport.write(TOO_LARGE)  # answer without reading the body, then close
+                transport.close()
+                return
+            if length < 2:
+                transport.close()
+                return
+            end = length + 4
+            if len(buffer) < end:
+                break  # the rest of the frame has not arrived yet
+            body = buffer[4:end]
+            del buffer[:end]
+            worker.served += 1
+            answer, keep = worker.reply(body)
+            if answer.__class__ is not bytes:
+                self.start(answer)
+                return
+            transport.write(answer)
+            if not keep:
+                transport.close()
+                return
+            if self.write_paused or transport.is_closing():
+                return
+        if self.eof:
+            transport.close()
+
+    def start(self, coro):
+        self.pending = True
+        self.worker.pending += 1
+        task = asyncio.get_running_loop().create_task(self.finish(coro))
+        # The loop holds tasks weakly: keep a reference until it is done.
+        TASKS.add(task)
+        task.add_done_callback(TASKS.discard)
+
+    async def finish(self, coro):
         try:
-            while True:
-                head = rfile.read(4)
-                if len(head) < 4:
-                    return  # clean close between frames (or a truncated header): nothing to answer
-                (length,) = HEADER.unpack(head)
-                if length > self.max_frame:
-                    conn.sendall(TOO_LARGE)  # answer without reading the body, then close
-                    return
-                if length < 2:
-                    return
-                body = rfile.read(length)
-                if len(body) < length:
-                    return
-                self.busy += 1
-                try:
-                    answer, keep = self.reply(body, state)
-                    conn.sendall(answer)
-                finally:
-                    self.busy -= 1
-                    self.last_active = time.monotonic()
-                if not keep:
-                    return
-        except OSError:
-            return  # peer reset or went away mid-frame: nobody left to answer
+            answer = await coro  # never raises: the handler's errors become 500 frames
         finally:
-            state.close()
-            rfile.close()
-            conn.close()
+            self.pending = False
+            self.worker.pending -= 1
+            self.worker.served += 1  # its end is activity too, for the idle timeout
+        transport = self.transport
+        if transport.is_closing():
+            return  # the peer went away meanwhile: nobody to answer
+        transport.write(answer)
+        self.unblock()
 
 
-# The request each handler thread is serving, so its prints can be told apart in the log.
-CURRENT = threading.local()
+TASKS = set()
+
+
+class RequestTag:
+    """The request a handler is serving, so its prints can be told apart in the log; and, per stream, whether its
+    output is at the start of a line."""
+
+    __slots__ = ("request_id", "line_start")
+
+    def __init__(self, request_id):
+        self.request_id = request_id
+        self.line_start = [True, True]  # stdout, stderr
+
+
+# Set around each sync call and inside each async request's task (tasks copy the context), so concurrent async
+# handlers each tag their own lines.
+CURRENT = contextvars.ContextVar("fastfn_request", default=None)
 
 
 class RequestTaggedOutput:
     """Wraps stdout/stderr: every line a handler prints starts with its request id (the supervisor adds the function
-    name). Outside a request (loading), lines pass unchanged."""
+    name). Outside a request (loading, threads the handler started), lines pass unchanged."""
 
-    def __init__(self, stream):
+    def __init__(self, stream, index):
         self._stream = stream
-        self._line_start = threading.local()
+        self._index = index  # which of RequestTag.line_start is ours
+        self.written = False  # since the last flush_written(): flush only what was written
 
     def write(self, text):
-        request_id = getattr(CURRENT, "request_id", None)
-        if not request_id or not text:
+        self.written = True
+        tag = CURRENT.get()
+        if tag is None or not text:
             return self._stream.write(text)
-        start = getattr(self._line_start, "value", True)
+        start = tag.line_start[self._index]
         out = []
         for piece in text.splitlines(keepends=True):
-            out.append(f"[{request_id}] {piece}" if start else piece)
+            out.append(f"[{tag.request_id}] {piece}" if start else piece)
             start = piece.endswith("\n")
-        self._line_start.value = start
+        tag.line_start[self._index] = start
         return self._stream.write("".join(out))
 
     def flush(self):
@@ -337,6 +453,20 @@ class RequestTaggedOutput:
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
+
+
+def flush_written():
+    """After a handler ran: flush stdout/stderr if anything was written to them (a stream that is not ours, e.g. one
+    the handler installed, is flushed always)."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream.__class__ is RequestTaggedOutput:
+            if not stream.written:
+                continue
+            stream.written = False
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed or its reader gone: not the request's problem
+            pass
 
 
 def flush_stdout():
@@ -360,28 +490,6 @@ def format_user_traceback(exc):
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
-class ConnState:
-    """Per-connection (hence per-thread) state: the asyncio loop for async handlers, created on first use."""
-
-    __slots__ = ("_loop",)
-
-    def __init__(self):
-        self._loop = None
-
-    def loop(self):
-        if self._loop is None:
-            self._loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self._loop)  # so handlers calling asyncio.get_event_loop() find it
-        return self._loop
-
-    def close(self):
-        if self._loop is not None:
-            try:
-                self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-            finally:
-                self._loop.close()
-
-
 def allowed_peer_uids():
     # The supervisor names the uids allowed to call this worker (the gateway's and its own): Landlock does not govern
     # connect() to a unix socket, so the worker checks who is on the other end (SO_PEERCRED).
@@ -400,48 +508,51 @@ def peer_allowed(conn, allowed):
         return True
     try:
         _pid, uid, _gid = PEERCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEERCRED.size))
-    except OSError:
+    except (OSError, AttributeError):  # AttributeError: no socket (the transport is already gone)
         return False
     return uid in allowed
 
 
-def accept_loop(listener, worker, idle_ttl):
-    # The main thread waits in poll() on the listener and a signal wake-up pipe: a SIGTERM delivered to any thread
-    # writes to the pipe, so the main thread wakes and runs the Python-level handler at once.
+def serve(loop, listener, worker, idle_ttl):
+    # Signals keep their Python-level handler (on_terminate, installed before loading): it runs in the main thread at
+    # once, even while a sync handler blocks the loop (time.sleep is interrupted), which a handler registered with
+    # loop.add_signal_handler would not (it runs only when the loop gets control back). The wake-up pipe makes a
+    # signal delivered to another thread (one the handler started) wake the loop's epoll, so the handler runs.
     wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
-    listen_fd = listener.fileno()
-    poller = select.poll()
-    poller.register(listen_fd, select.POLLIN)
-    poller.register(wake_r, select.POLLIN)
-    # With an idle timeout, wake once a second to check it; exit 0 tells the supervisor "idle", not "crashed".
-    timeout_ms = 1000 if idle_ttl > 0 else None
-    while True:
-        ready = poller.poll(timeout_ms)
-        if not ready:
-            if worker.busy == 0 and time.monotonic() - worker.last_active >= idle_ttl:
+    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    loop.add_reader(wake_r, _drain, wake_r)
+    # backlog: create_unix_server calls listen() again on the socket; keep a generous queue.
+    loop.run_until_complete(loop.create_unix_server(lambda: Connection(worker), sock=listener, backlog=1024))
+    if idle_ttl > 0:
+        # Once a second: exit 0 (telling the supervisor "idle", not "crashed") when no request is in progress and
+        # none has been seen for idle_ttl seconds.
+        seen = [worker.served, time.monotonic()]
+
+        def check_idle():
+            now = time.monotonic()
+            if worker.pending or worker.served != seen[0]:
+                seen[0], seen[1] = worker.served, now
+            elif now - seen[1] >= idle_ttl:
                 flush_stdout()
                 os._exit(0)
-            continue
-        if not any(fd == listen_fd for fd, _ in ready):
-            os.read(wake_r, 512)  # a signal that did not end the process (none today): drain and go on
-            continue
-        try:
-            conn, _ = listener.accept()
-        except OSError as exc:
-            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                time.sleep(0.05)  # out of descriptors: don't spin; the gateway will retry
-            continue
-        if not peer_allowed(conn, ALLOWED_PEERS):
-            conn.close()
-            continue
-        threading.Thread(target=worker.serve_connection, args=(conn,), daemon=True).start()
+            loop.call_later(1, check_idle)
+
+        loop.call_later(1, check_idle)
+    loop.run_forever()
+
+
+def _drain(fd):
+    try:
+        os.read(fd, 512)  # a signal that did not end the process (none today): drain and go on
+    except OSError:
+        pass
 
 
 def on_terminate(signum, frame_):
-    # os._exit, not sys.exit: handler threads mid-request or user atexit hooks (e.g. a ThreadPoolExecutor join)
-    # must not delay a shutdown the supervisor asked for.
+    # os._exit, not sys.exit: requests in progress or user atexit hooks (e.g. a ThreadPoolExecutor join) must not
+    # delay a shutdown the supervisor asked for.
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -474,7 +585,9 @@ def main():
         sys.exit(2)
     try:
         listener = socket.socket(fileno=int(fd_text))
-        listener.setblocking(True)  # the fd may arrive non-blocking from an async supervisor
+        if listener.family != socket.AF_UNIX or listener.type != socket.SOCK_STREAM:
+            raise OSError("not a unix stream socket")
+        listener.setblocking(False)  # the event loop accepts without blocking
     except (ValueError, OSError) as exc:
         sys.stderr.write(f"fastfn python worker: FN_WORKER_LISTEN_FD={fd_text} is not a listening socket: {exc}\n")
         sys.exit(2)
@@ -483,10 +596,14 @@ def main():
     except ValueError:
         max_frame = DEFAULT_MAX_FRAME
     make_undumpable()
-    sys.stdout = RequestTaggedOutput(sys.stdout)
-    sys.stderr = RequestTaggedOutput(sys.stderr)
+    sys.stdout = RequestTaggedOutput(sys.stdout, 0)
+    sys.stderr = RequestTaggedOutput(sys.stderr, 1)
     signal.signal(signal.SIGTERM, on_terminate)  # before loading: a slow import must still stop cleanly
     signal.signal(signal.SIGINT, on_terminate)
+    # The loop exists before the handler is imported, so module-level code that asks for the event loop (to make a
+    # client or a lock) gets the one that will serve it.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     # The function folder is read-only in the sandbox, and run state never goes into it: no __pycache__ there.
     sys.dont_write_bytecode = True
     function_name = env.get("FN_FUNCTION_NAME", "")
@@ -502,11 +619,12 @@ def main():
         load_error = f"{type(exc).__name__}: {exc}"
         sys.stderr.write(f"fastfn: cannot load handler of `{function_name}` from {handler_path}:\n")
         sys.stderr.write(format_user_traceback(exc))
+    asyncio.set_event_loop(loop)  # again: an asyncio.run() at import time unsets it when done
     try:
         idle_ttl = max(0, int(env.get("FN_IDLE_TTL_SECONDS") or 0))
     except ValueError:
         idle_ttl = 0
-    accept_loop(listener, Worker(handler, load_error, env.get("FN_MODE") == "dev", max_frame), idle_ttl)
+    serve(loop, listener, Worker(handler, load_error, env.get("FN_MODE") == "dev", max_frame), idle_ttl)
 
 
 if __name__ == "__main__":
