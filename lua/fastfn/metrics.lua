@@ -12,7 +12,10 @@ local sub = string.sub
 local format = string.format
 local sort = table.sort
 local pairs = pairs
+local next = next
 local ipairs = ipairs
+local new_tab = require "table.new"
+local clear_tab = require "table.clear"
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -34,7 +37,7 @@ local function keys_of(fn)
     local keys = fn.metric_keys
     if not keys then
         local id = fn.id
-        keys = { count = "r:" .. id .. ":", sum = "s:" .. id, buckets = {} }
+        keys = { count = "r:" .. id .. ":", by_status = {}, sum = "s:" .. id, buckets = new_tab(NBUCKETS + 1, 0) }
         for i = 1, NBUCKETS + 1 do
             keys.buckets[i] = "b:" .. id .. ":" .. i
         end
@@ -46,16 +49,29 @@ _M.prepare = keys_of
 
 local UNMATCHED = "r:-:"
 
---- log_by_lua of `location /`: fn is the matched catalog function, or nil (404, 405, …).
-function _M.record(fn)
-    local status = ngx.status
+-- Counts are added up per nginx worker in this table and moved to the shared dict once a second (and before a
+-- render in this worker): a shared-dict increment takes its lock, three of them per request cost more than the
+-- whole table work. /_fn/metrics may therefore lag by up to a second.
+local pending = {}
+
+local function add(key, n)
+    pending[key] = (pending[key] or 0) + n
+end
+
+--- Counts one answered request of fn (nil: no function matched) with its status and duration in seconds.
+function _M.record(fn, status, seconds)
     if not fn then
-        dict:incr(UNMATCHED .. status, 1, 0)
+        add(UNMATCHED .. status, 1)
         return
     end
     local keys = fn.metric_keys or keys_of(fn)
-    local seconds = tonumber(ngx.var.request_time) or 0
-    dict:incr(keys.count .. status, 1, 0)
+    local by_status = keys.by_status
+    local count_key = by_status[status]
+    if not count_key then
+        count_key = keys.count .. status
+        by_status[status] = count_key
+    end
+    add(count_key, 1)
     local b = NBUCKETS + 1
     for i = 1, NBUCKETS do
         if seconds <= BUCKETS[i] then
@@ -63,8 +79,19 @@ function _M.record(fn)
             break
         end
     end
-    dict:incr(keys.buckets[b], 1, 0)
-    dict:incr(keys.sum, seconds, 0)
+    add(keys.buckets[b], 1)
+    add(keys.sum, seconds)
+end
+
+--- Moves this worker's counts into the shared dict (a timer calls it every second).
+function _M.flush()
+    if next(pending) == nil then
+        return
+    end
+    for key, n in pairs(pending) do
+        dict:incr(key, n, 0)
+    end
+    clear_tab(pending)
 end
 
 local function label(v)
@@ -75,6 +102,7 @@ end
 
 --- The metrics text. functions: id → catalog function; extra: lines the caller appends (worker metrics).
 function _M.render(functions, extra)
+    _M.flush()
     local keys = dict:get_keys(0)
     sort(keys)
     local requests, buckets, sums = {}, {}, {}
