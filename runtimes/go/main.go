@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -127,9 +128,11 @@ func errorEnvelope(status int, message string) map[string]any {
 
 func (w *worker) serve(conn net.Conn) {
 	defer conn.Close()
+	// Buffered: one read() usually brings a whole frame (header and body), instead of one read per part.
+	in := bufio.NewReaderSize(conn, 16*1024)
 	head := make([]byte, 4)
 	for {
-		if _, err := io.ReadFull(conn, head); err != nil {
+		if _, err := io.ReadFull(in, head); err != nil {
 			return // clean close between frames, or a truncated header
 		}
 		n := int(binary.BigEndian.Uint32(head))
@@ -141,7 +144,7 @@ func (w *worker) serve(conn net.Conn) {
 			return
 		}
 		body := make([]byte, n)
-		if _, err := io.ReadFull(conn, body); err != nil {
+		if _, err := io.ReadFull(in, body); err != nil {
 			return
 		}
 		var request map[string]any
