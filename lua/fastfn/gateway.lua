@@ -283,6 +283,8 @@ local function body_within(limit)
     return body
 end
 
+local wrapper = {}
+
 local REQUEST_ID = "X-FastFN-Request-Id"
 
 -- A function that cannot run until its folder is fixed (a Go compile error, a failed dependency install): the
@@ -397,12 +399,17 @@ local function serve(r)
         ngx.header["X-FastFN-Queued"] = "true"
     end
 
-    local id, ts, ts_text = event.new_id()
-    local ev, payload
-    if fn.runtime == "lua" then
-        ev = event.build(fn, method, path, params, body, id, ts)
-    else
-        payload = event.encode(fn, method, path, params, body, id, ts_text)
+    local id, ts = event.new_id()
+    local ev = event.build(fn, method, path, params, body, id, ts)
+    local payload
+    if fn.runtime ~= "lua" then
+        wrapper.event = ev
+        local err
+        payload, err = json.encode(wrapper)
+        wrapper.event = nil
+        if not payload then
+            error("cannot encode the event: " .. tostring(err))
+        end
     end
 
     local started = fn.debug_headers and now()
@@ -439,6 +446,7 @@ function _M.serve()
         limits.release(fn)
     end
     if not ok then
+        wrapper.event = nil
         log(ERR, "fastfn: gateway exception: ", err)
         if ngx.headers_sent then
             metrics.record(fn, 500, now() - start_time())
