@@ -146,6 +146,9 @@ fn hot_reload_under_load_reports_write_to_answer_latency() {
     // While an edited function's worker restarts, a request may find its socket before the new worker listens; nginx
     // logs that connect at [error] and the gateway then asks the supervisor, which waits for the new worker.
     stack.allow_log("(111: Connection refused)");
+    // A request already written to an edited function's old worker when the reload stops it is reset by the kernel;
+    // nginx logs the reset at [error] and the gateway retries the GET on the new worker (the prober sees its answer).
+    stack.allow_log("(104: Connection reset by peer)");
     let load = Load::start(stack.port, "/steady");
     let root = stack.functions.path().to_path_buf();
     let timed = |what: &str, change: &dyn Fn(), answered: &dyn Fn() -> bool| -> u128 {
