@@ -56,9 +56,32 @@ pub fn is_noise(root: &Path, path: &Path) -> bool {
         || name.ends_with(".swp")
 }
 
+/// How often the folder itself is checked: a deleted and recreated folder is a new inode, which the inotify watch on
+/// the old one never reports.
+const FOLDER_CHECK: Duration = Duration::from_secs(1);
+
+/// A running watcher; dropping it stops watching.
+pub struct FolderWatch {
+    _watcher: Arc<std::sync::Mutex<notify::RecommendedWatcher>>,
+    follow: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FolderWatch {
+    fn drop(&mut self) {
+        self.follow.abort();
+    }
+}
+
+/// The folder's identity (device, inode), or None while it does not exist.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().filter(|m| m.is_dir()).map(|m| (m.dev(), m.ino()))
+}
+
 /// Starts watching `root`; changes trigger reloads until the returned watcher is dropped.
-pub fn start(root: &Path, instance: Arc<Instance>) -> Result<notify::RecommendedWatcher, WatchError> {
+pub fn start(root: &Path, instance: Arc<Instance>) -> Result<FolderWatch, WatchError> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
+    let tx_for_follow = tx.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
         Ok(event) => {
             if matches!(event.kind, notify::EventKind::Access(_)) {
@@ -72,6 +95,38 @@ pub fn start(root: &Path, instance: Arc<Instance>) -> Result<notify::Recommended
     })
     .map_err(|source| classify(root, source))?;
     watcher.watch(root, RecursiveMode::Recursive).map_err(|source| classify(root, source))?;
+    let watcher = Arc::new(std::sync::Mutex::new(watcher));
+
+    // The folder deleted (a deploy that replaces it, `rm -rf` and a fresh checkout): the last good version keeps
+    // serving; once a folder is back at the path, it is watched again and reloaded.
+    let follow = {
+        let (root, watcher, tx) = (root.to_path_buf(), Arc::clone(&watcher), tx_for_follow);
+        tokio::spawn(async move {
+            let mut current = identity(&root);
+            loop {
+                tokio::time::sleep(FOLDER_CHECK).await;
+                let now = identity(&root);
+                if now == current {
+                    continue;
+                }
+                match now {
+                    None => tracing::warn!("the functions folder {} is gone; the last good version keeps serving until it is back", root.display()),
+                    Some(_) => {
+                        let rewatched = watcher.lock().map_err(|_| "watcher lock poisoned".to_string()).and_then(|mut w| {
+                            let _ = w.unwatch(&root);
+                            w.watch(&root, RecursiveMode::Recursive).map_err(|e| classify(&root, e).to_string())
+                        });
+                        match rewatched {
+                            Ok(()) => tracing::info!("the functions folder {} is back; watching it again", root.display()),
+                            Err(why) => tracing::warn!("the functions folder {} is back but cannot be watched: {why}", root.display()),
+                        }
+                        let _ = tx.send(root.clone());
+                    }
+                }
+                current = now;
+            }
+        })
+    };
 
     let root = root.to_path_buf();
     tokio::spawn(async move {
@@ -108,7 +163,7 @@ pub fn start(root: &Path, instance: Arc<Instance>) -> Result<notify::Recommended
             }
         }
     });
-    Ok(watcher)
+    Ok(FolderWatch { _watcher: watcher, follow })
 }
 
 fn classify(root: &Path, source: notify::Error) -> WatchError {

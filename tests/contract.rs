@@ -47,5 +47,5 @@ fn a_path_shared_by_rank_follows_upstream_precedence() {
     assert_eq!(stack.request("DELETE", "/items", &[], None).json(), json!({"from": "manifest"}));
     let put = stack.request("PUT", "/items", &[], Some(b"x"));
     assert_eq!(put.status, 405);
-    assert_eq!(put.header("allow"), Some("GET, POST, DELETE"));
+    assert_eq!(put.header("allow"), Some("GET, HEAD, POST, DELETE, OPTIONS"));
 }

@@ -22,7 +22,7 @@ fn config_values_shape_the_routes() {
     assert_eq!(stack.request("POST", "/small", &[], Some(b"0123456789")).status, 200);
     assert_eq!(stack.request("POST", "/small", &[], Some(b"0123456789x")).status, 413);
     let get = stack.get("/small");
-    assert_eq!((get.status, get.header("allow")), (405, Some("POST")));
+    assert_eq!((get.status, get.header("allow")), (405, Some("POST, OPTIONS")));
     assert_eq!(stack.get("/named").json(), json!({"via": "entry"}));
 
     for (host, status) in [("api.example.com", 200), ("API.example.com:8080", 200), ("a.example.org", 200), ("example.org", 421), ("evil.example", 421)] {

@@ -3,6 +3,8 @@
 
 mod harness;
 
+mod adversarial;
+
 mod contract;
 mod control_plane;
 mod deps;

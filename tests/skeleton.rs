@@ -66,7 +66,7 @@ fn method_mismatch_is_405_with_allow() {
     let stack = hello_stack();
     let response = stack.request("POST", "/hello-py", &[], Some(b"{}"));
     assert_eq!(response.status, 405, "{}", response.text());
-    assert_eq!(response.header("allow"), Some("GET"));
+    assert_eq!(response.header("allow"), Some("GET, HEAD, OPTIONS"));
     assert_eq!(response.json()["error"], "method not allowed");
 }
 

@@ -36,6 +36,7 @@ local NOT_LISTENING = {
     [MISSING] = true,
     ["no such file or directory"] = true,
     ["connection refused"] = true,
+    ["permission denied"] = true,
 }
 
 -- A reused connection that fails like this on its first read died while it idled in the pool.
@@ -45,9 +46,11 @@ local DEAD_WHILE_IDLE = {
     ["broken pipe"] = true,
 }
 
--- Whether a socket path exists. nginx logs a failed connect() to a missing unix socket at [crit] level (and
--- lua_socket_log_errors cannot silence it), so the gateway looks before it connects: a missing socket file is the
--- normal sign of a cold function. Without the FFI (plain Lua) every path is assumed to exist.
+-- Whether a socket path exists and we may connect to it (connecting to a unix socket needs write permission). nginx
+-- logs a failed connect() to a missing or forbidden unix socket at [crit] level (and lua_socket_log_errors cannot
+-- silence it), so the gateway looks before it connects: a missing socket file is the normal sign of a cold
+-- function, and one we may not write (something else was put at its path) is repaired by the supervisor the same
+-- way. Without the FFI (plain Lua) every path is assumed to be fine.
 local socket_exists
 do
     local ok, ffi = pcall(require, "ffi")
@@ -55,13 +58,14 @@ do
         pcall(ffi.cdef, "int access(const char *pathname, int mode);")
         local C = ffi.C
         local errno = ffi.errno
-        local ENOENT, ENOTDIR = 2, 20
+        local W_OK = 2
+        local ENOENT, ENOTDIR, EACCES = 2, 20, 13
         socket_exists = function(path)
-            if C.access(path, 0) == 0 then
+            if C.access(path, W_OK) == 0 then
                 return true
             end
             local e = errno()
-            return e ~= ENOENT and e ~= ENOTDIR
+            return e ~= ENOENT and e ~= ENOTDIR and e ~= EACCES
         end
     else
         socket_exists = function()

@@ -74,6 +74,7 @@ local MESSAGES = {
     [502] = "bad gateway",
     [503] = "service unavailable",
     [504] = "gateway timeout",
+    [505] = "http version not supported",
 }
 
 local function nonempty_string(v)
@@ -344,13 +345,17 @@ local function serve(r)
     local path = router.normalize(var.uri)
     local fn, params, allow
     if path and not reserved(path) then
-        fn, params, allow = index.router:match(path, method)
+        -- HEAD is answered wherever GET is (the handler sees "HEAD"; nginx sends no body).
+        fn, params, allow = index.router:match(path, method == "HEAD" and "GET" or method)
     end
     if not fn then
         discard_body()
         if params == "conflict" then
             return response.error(409, "ambiguous function")
         elseif params == "method" then
+            if method == "OPTIONS" then
+                return response.options(allow)
+            end
             return response.error(405, "method not allowed", { Allow = allow })
         end
         return response.error(404, "not found")

@@ -50,6 +50,12 @@ function _M.error(status, msg, headers)
 end
 
 -- Headers a worker may not set: hop-by-hop ones, and the length, which the gateway computes itself.
+--- OPTIONS on a path that exists: 204 with the methods it answers.
+function _M.options(allow)
+    ngx.status = 204
+    ngx_header["Allow"] = allow
+end
+
 local FORBIDDEN = {
     ["connection"] = true, ["keep-alive"] = true, ["transfer-encoding"] = true, ["content-length"] = true,
     ["te"] = true, ["trailer"] = true, ["upgrade"] = true, ["proxy-connection"] = true,

@@ -23,11 +23,12 @@ local SLASH = byte("/")
 local COLON = byte(":")
 local STAR = byte("*")
 
--- Allow header order: the function methods first, then anything else alphabetically.
-local METHOD_RANK = { GET = 1, POST = 2, PUT = 3, PATCH = 4, DELETE = 5 }
+-- Allow header order: the function methods first, then anything else alphabetically, then OPTIONS. HEAD follows
+-- GET: the gateway answers HEAD wherever GET is allowed, and OPTIONS on every path that exists.
+local METHOD_RANK = { GET = 1, HEAD = 2, POST = 3, PUT = 4, PATCH = 5, DELETE = 6, OPTIONS = 8 }
 
 local function method_before(a, b)
-    local ra, rb = METHOD_RANK[a] or 6, METHOD_RANK[b] or 6
+    local ra, rb = METHOD_RANK[a] or 7, METHOD_RANK[b] or 7
     if ra ~= rb then
         return ra < rb
     end
@@ -37,9 +38,16 @@ end
 local function allow_string(set)
     local list, n = {}, 0
     for m in pairs(set) do
-        n = n + 1
-        list[n] = m
+        if m ~= "HEAD" and m ~= "OPTIONS" then
+            n = n + 1
+            list[n] = m
+        end
     end
+    if set.GET then
+        n = n + 1
+        list[n] = "HEAD"
+    end
+    list[n + 1] = "OPTIONS"
     sort(list, method_before)
     return concat(list, ", ")
 end
