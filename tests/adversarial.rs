@@ -213,3 +213,44 @@ fn the_functions_folder_deleted_and_recreated_while_serving() {
     assert!(wait_until(Duration::from_secs(15), || stack.get("/fresh").status == 200), "the recreated folder is served: {}", stack.stderr());
     assert_eq!(stack.get("/echo").status, 200);
 }
+
+#[test]
+fn handlers_that_leak_descriptors_or_memory_get_a_fresh_worker_at_their_limit() {
+    let fds = "LEAKED = []\n\ndef handler(event):\n    for _ in range(30):\n        LEAKED.append(open('/dev/null'))\n    return {'open': len(LEAKED)}\n";
+    let memory = "HOARD = []\n\ndef handler(event):\n    HOARD.append(bytearray(48 * 1024 * 1024))\n    return {'mib': 48 * len(HOARD)}\n";
+    let one = r#"{"worker_pool": {"max_workers": 1}}"#;
+    let stack = Stack::new()
+        .env("FN_WORKER_MAX_OPEN_FILES", "64")
+        .env("FN_WORKER_MAX_DATA_MB", "256")
+        .file("fds/handler.py", fds)
+        .file("fds/fn.config.json", one)
+        .file("memory/handler.py", memory)
+        .file("memory/fn.config.json", one)
+        .file("fds-node/index.js", "const fs = require('fs');\nconst leaked = [];\nexports.handler = () => {\n  for (let i = 0; i < 30; i++) leaked.push(fs.openSync('/dev/null', 'r'));\n  return { open: leaked.length };\n};\n")
+        .file("fds-node/fn.config.json", one)
+        .start();
+    // Between the answer that hit the limit and the fresh worker, a request may meet the exiting one (502) or a
+    // start held back because the worker had lived less than a second (503).
+    for path in ["/fds", "/memory", "/fds-node"] {
+        let mut statuses = Vec::new();
+        let mut recovered = false;
+        for _ in 0..40 {
+            let answer = stack.get(path);
+            statuses.push(answer.status);
+            if answer.status == 500 {
+                assert_eq!(answer.json()["error"], "internal error", "{}", answer.text());
+            }
+            if statuses.contains(&500) && answer.status == 200 {
+                recovered = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(statuses.contains(&500), "{path}: the limit was never hit: {statuses:?}");
+        assert!(recovered, "{path}: no fresh worker after the limit: {statuses:?}");
+        assert!(statuses.iter().all(|s| [200, 500, 502, 503].contains(s)), "{path}: {statuses:?}");
+    }
+    assert!(stack.log("runtime.log").contains("worker out of file descriptors; it exits after answering"));
+    assert!(stack.log("runtime.log").contains("worker out of memory; it exits after answering"));
+    assert!(stack.log("runtime.log").matches("worker out of file descriptors").count() >= 2, "Python and Node");
+}

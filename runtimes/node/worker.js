@@ -10,6 +10,8 @@ const net = require('node:net');
 const { pathToFileURL } = require('node:url');
 
 const DEFAULT_MAX_FRAME = 8 * 1024 * 1024;
+// Exit status after a handler ran the process out of descriptors: the supervisor starts a fresh worker.
+const EXIT_EXHAUSTED = 3;
 const ENVELOPE_KEYS = ['status', 'statusCode', 'headers', 'body', 'body_base64', 'is_base64', 'isBase64Encoded'];
 const JSON_TYPE = 'application/json';
 
@@ -213,7 +215,7 @@ function tagConsole() {
 
 function createWorker({ handler, loadError, dev, maxFrame }) {
   // For the idle timeout: requests in progress and when the last one ended.
-  const state = { busy: 0, lastActive: Date.now() };
+  const state = { busy: 0, lastActive: Date.now(), exhausted: false };
   function internalError(requestId, detail, event) {
     const payload = { error: 'internal error', request_id: requestId };
     if (dev && detail) payload.detail = maskEnvValues(detail, event);
@@ -249,6 +251,11 @@ function createWorker({ handler, loadError, dev, maxFrame }) {
       if (typeof Response === 'function' && result instanceof Response) result = await unwrapFetchResponse(result);
     } catch (err) {
       process.stderr.write(`[${requestId}] ${err && err.stack ? err.stack : errorDetail(err)}\n`);
+      if (err && (err.code === 'EMFILE' || err.code === 'ENFILE') && !state.exhausted) {
+        // Leaked descriptors stay leaked: answer this request, then exit so the supervisor starts a fresh worker.
+        state.exhausted = true;
+        process.stderr.write(`[${requestId}] fastfn: worker out of file descriptors; it exits after answering\n`);
+      }
       return internalError(requestId, errorDetail(err), event);
     }
     try {
@@ -339,6 +346,10 @@ function createWorker({ handler, loadError, dev, maxFrame }) {
             busy = false;
             if (done || sock.destroyed) return;
             if (!keep) return finish(answer);
+            if (state.exhausted) {
+              sock.write(answer, () => process.exit(EXIT_EXHAUSTED));
+              return;
+            }
             sock.write(answer);
             pump();
           },

@@ -644,6 +644,23 @@ class TestProcess(unittest.TestCase):
         finally:
             w.stop()
 
+    def test_running_out_of_descriptors_answers_then_exits_for_a_fresh_worker(self):
+        leak = "LEAKED = []\n\ndef handler(event):\n    for _ in range(200):\n        LEAKED.append(open('/dev/null'))\n    return {'open': len(LEAKED)}\n"
+        w = Worker(leak)
+        try:
+            # RLIMIT_NOFILE as the sandbox sets it (FN_WORKER_MAX_OPEN_FILES, at least 64): here 64 for the process.
+            import resource
+            resource.prlimit(w.proc.pid, resource.RLIMIT_NOFILE, (64, 64))
+            with w.connect() as sock:
+                sock.sendall(encode_frame({"event": event("/leak")}))
+                reply = recv_frame(sock)
+            self.assertEqual(reply["status"], 500)
+            self.assertEqual(w.proc.wait(timeout=DEADLINE), 3, "exits with status 3 once it has answered")
+            with open(w.stderr_path, encoding="utf-8") as f:
+                self.assertIn("worker out of file descriptors; it exits after answering", f.read())
+        finally:
+            w.stop()
+
     def test_missing_env_exits_2(self):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         for extra in ({}, {"FN_WORKER_LISTEN_FD": "3"}, {"FN_HANDLER_PATH": "/x.py"}):

@@ -16,6 +16,7 @@ loop.run_until_complete() raise there; make the handler `async def` and await in
 import asyncio
 import base64
 import contextvars
+import errno
 import importlib.util
 import inspect
 import json
@@ -215,6 +216,31 @@ def mask_env_values(text, event):
             text = text.replace(value, "<hidden>")
     return text
 
+def exhausted(exc):
+    """The resource a handler's error says this process ran out of ("file descriptors", "memory"), or None."""
+    if isinstance(exc, MemoryError):
+        return "memory"
+    if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+        return "file descriptors"
+    if isinstance(exc, OSError) and exc.errno == errno.ENOMEM:
+        return "memory"
+    return None
+
+
+# Exit status of a worker that stopped because it ran out of descriptors or memory (a crash for the supervisor, which
+# starts a fresh one with its backoff).
+EXIT_EXHAUSTED = 3
+
+
+def exit_exhausted():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001
+            pass
+    os._exit(EXIT_EXHAUSTED)
+
+
 class Worker:
     def __init__(self, handler, load_error, dev, max_frame):
         self.handler = handler
@@ -226,6 +252,7 @@ class Worker:
         # idle check can never see it in progress.
         self.served = 0
         self.pending = 0
+        self.exhausted = False  # a handler ran this process out of descriptors or memory: it exits after answering
 
     def internal_error(self, request_id, detail, event=None):
         payload = {"error": "internal error", "request_id": request_id}
@@ -235,6 +262,17 @@ class Worker:
 
     def handler_failed(self, request_id, exc, event):
         sys.stderr.write(f"[{request_id}] {format_user_traceback(exc)}")
+        if exhausted(exc) and not self.exhausted:
+            # Leaked descriptors or memory stay leaked: every later request would fail the same way. Answer this
+            # one, then exit, so the supervisor starts a fresh worker (the pool serves meanwhile).
+            self.exhausted = True
+            sys.stderr.write(f"[{request_id}] fastfn: worker out of {exhausted(exc)}; it exits after answering\n")
+            try:
+                # call_soon: right after this callback has written the answer (a write to a unix socket lands in
+                # the kernel at once), before another request is read.
+                asyncio.get_running_loop().call_soon(exit_exhausted)
+            except RuntimeError:  # called outside the serving loop (tests): nothing to answer first
+                exit_exhausted()
         return self.internal_error(request_id, f"{type(exc).__name__}: {exc}", event)
 
     def encode(self, result, request_id, event):

@@ -349,6 +349,14 @@ impl Workers {
                 tracing::info!(function = %name, pid, "worker stopped after its idle time; the next request starts it again");
                 Some(Duration::ZERO)
             }
+            State::Running { pid: running, since } if running == pid && end == ProcessEnd::Exit(EXIT_EXHAUSTED) && since.elapsed() >= RECYCLE_AFTER => {
+                // The worker ran out of descriptors or memory (a handler leaks them) and stopped after answering:
+                // a fresh one starts on the next request, without the crash backoff.
+                remove_socket(socket);
+                st.state = State::Idle;
+                tracing::warn!(function = %name, pid, "worker recycled itself: a handler ran it out of file descriptors or memory; the next request starts a fresh one");
+                Some(Duration::ZERO)
+            }
             State::Running { pid: running, since } if running == pid => {
                 remove_socket(socket);
                 // Nobody asked it to stop: a crash. The next request restarts it, after the backoff delay.
@@ -597,6 +605,12 @@ fn private_tmp(base: &Path, id: &str, user: Option<(u32, u32)>) -> Result<PathBu
     }
     Ok(dir)
 }
+
+/// Exit status of a worker that stopped because a handler ran it out of descriptors or memory (the Python and Node
+/// workers use it).
+const EXIT_EXHAUSTED: i32 = 3;
+/// A worker that recycles itself sooner than this after its start is crashing, not leaking: the backoff applies.
+const RECYCLE_AFTER: Duration = Duration::from_secs(1);
 
 /// A socket bound for a worker that has not started yet: a start that fails before the worker runs (its folder was
 /// deleted, the sandbox could not be prepared) removes it, so no socket file is left with nobody listening.
