@@ -254,3 +254,71 @@ fn handlers_that_leak_descriptors_or_memory_get_a_fresh_worker_at_their_limit() 
     assert!(stack.log("runtime.log").contains("worker out of memory; it exits after answering"));
     assert!(stack.log("runtime.log").matches("worker out of file descriptors").count() >= 2, "Python and Node");
 }
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::Builder::new().prefix("ffn-disk-").tempdir_in("/tmp").expect("temp dir");
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallDisk { dir })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn a_full_run_dir_disk_keeps_serving_and_a_reload_says_why_it_failed() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: mounting a small tmpfs for the run dir needs root");
+        return;
+    }
+    let Some(disk) = SmallDisk::mount("8m") else {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    };
+    {
+        let stack = Stack::new()
+            .mode("run")
+            .run_base(disk.dir.path())
+            .file("a/handler.py", "def handler(event):\n    return {'a': True}\n")
+            .file("b/handler.py", "def handler(event):\n    print('b was called', flush=True)\n    return {'b': True}\n")
+            .start();
+        assert_eq!(stack.get("/a").status, 200);
+        // Fill the disk to the last byte.
+        let filler = disk.dir.path().join("filler");
+        let mut file = std::fs::File::create(&filler).expect("filler");
+        let chunk = vec![0u8; 1 << 20];
+        while file.write_all(&chunk).is_ok() {}
+        drop(file);
+        // Warm and cold functions keep answering (the cold one starts: a socket needs no data blocks).
+        for _ in 0..5 {
+            assert_eq!(stack.get("/a").status, 200);
+        }
+        assert_eq!(stack.get("/b").status, 200);
+        // A reload cannot write its new state: it says so, and the last good state keeps serving.
+        let base = stack.run_dir().parent().expect("run base").to_path_buf();
+        let reload = std::process::Command::new(crate::harness::FASTFN).arg("reload").arg("--run-dir").arg(&base).output().expect("reload");
+        assert_eq!(reload.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&reload.stderr).contains("No space left on device"), "{}", String::from_utf8_lossy(&reload.stderr));
+        assert_eq!(stack.get("/a").status, 200);
+        // Space again: the next reload works and logging resumes.
+        std::fs::remove_file(&filler).expect("free the disk");
+        let reload = std::process::Command::new(crate::harness::FASTFN).arg("reload").arg("--run-dir").arg(&base).output().expect("reload");
+        assert_eq!(reload.status.code(), Some(0), "{}", String::from_utf8_lossy(&reload.stderr));
+        assert_eq!(stack.get("/b").status, 200);
+        assert!(wait_until(Duration::from_secs(5), || stack.log("runtime.log").contains("b was called")));
+    }
+    drop(disk);
+}

@@ -52,6 +52,7 @@ pub struct StackBuilder {
     env: Vec<(String, String)>,
     mode: &'static str,
     listen: Option<String>,
+    run_base: Option<PathBuf>,
 }
 
 pub struct Stack {
@@ -68,7 +69,7 @@ pub struct Stack {
 impl Stack {
     #[allow(clippy::new_ret_no_self)] // Stack::new().file(..).start() reads best at call sites
     pub fn new() -> StackBuilder {
-        StackBuilder { files: Vec::new(), env: Vec::new(), mode: "dev", listen: None }
+        StackBuilder { files: Vec::new(), env: Vec::new(), mode: "dev", listen: None, run_base: None }
     }
 }
 
@@ -86,6 +87,12 @@ impl StackBuilder {
     /// Listen somewhere other than a free loopback port (ADDR:PORT).
     pub fn listen(mut self, addr: &str) -> Self {
         self.listen = Some(addr.to_string());
+        self
+    }
+
+    /// Keep the run state under this folder instead of the test's private one (a small tmpfs, say).
+    pub fn run_base(mut self, base: &std::path::Path) -> Self {
+        self.run_base = Some(base.to_path_buf());
         self
     }
 
@@ -125,7 +132,7 @@ impl StackBuilder {
             .arg("--listen")
             .arg(listen)
             .arg("--run-dir")
-            .arg(work.path().join("run"))
+            .arg(self.run_base.clone().unwrap_or_else(|| work.path().join("run")))
             .arg("--ready-file")
             .arg(work.path().join("ready.json"))
             .env("FN_NGINX_WORKERS", "2")
