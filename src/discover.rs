@@ -434,6 +434,12 @@ fn add_file_route(root: &Path, dir_segments: &[String], file: &str, path: &Path,
         }
     }
     segments.extend(parsed.segments.iter().cloned());
+    // Found by fuzzing: a catch-all folder (`[...slug]/x.py`) put its catch-all before the file's own segments
+    // (`/:slug*/x`), a route the router cannot match as written; the file-name check only saw the file's tokens.
+    if segments.iter().rev().skip(1).any(|s| s.ends_with('*')) {
+        table.warnings.push(format!("`{rel}` is not a route: a catch-all `[...name]` folder must be the last part of the path"));
+        return;
+    }
     let dir = path.parent().unwrap_or(root);
     let config = table.policy(root, dir);
     // A method prefix names the one method; otherwise the folder's invoke.methods, else GET.
@@ -518,11 +524,18 @@ fn register_function(root: &Path, folder: FunctionFolder<'_>, config: Result<FnC
     }
     let segments: Vec<String> = name.split('/').filter_map(|seg| normalize_segment(seg).ok().flatten()).collect();
     let base = join_route(&segments);
+    // Found by fuzzing: a function whose name has no route segment (`python/handler/main.py`, `node/_/index.js`)
+    // got the default routes `/` (reserved) and `//:wildcard*`, a catch-all over every path of the site. Such a
+    // function is published only at its configured `invoke.routes`.
+    let defaults = if segments.is_empty() { Vec::new() } else { vec![base.clone(), format!("{base}/:wildcard*")] };
     let (routes, methods, force) = match &config {
         Ok(c) if !c.routes.is_empty() => (c.routes.clone(), c.methods.clone(), c.force_url),
-        Ok(c) => (vec![base.clone(), format!("{base}/:wildcard*")], c.methods.clone(), c.force_url),
-        Err(_) => (vec![base.clone(), format!("{base}/:wildcard*")], None, false),
+        Ok(c) => (defaults, c.methods.clone(), c.force_url),
+        Err(_) => (defaults, None, false),
     };
+    if routes.is_empty() {
+        table.warnings.push(format!("`{}`: the name `{name}` gives no route (set `invoke.routes` in its {}): not published", dir.display(), fnconfig::FILE_NAME));
+    }
     let methods = methods.unwrap_or_else(|| std::iter::once(Method::Get).collect());
     let force = force || table.force_url;
     let root_config = config.clone().ok();
@@ -596,8 +609,18 @@ fn register_versions(runtime: Runtime, name: &str, dir: &Path, root: Option<&FnC
 /// manifest's folder. Returns whether it published any route (such a folder is a leaf of the walk).
 fn add_manifest_routes(root: &Path, dir: &Path, table: &mut RouteTable) -> bool {
     let path = dir.join(MANIFEST);
-    let Ok(text) = fs::read_to_string(&path) else { return false };
     let problem = |table: &mut RouteTable, why: String| table.warnings.push(format!("{MANIFEST} in {}: {why}", dir.display()));
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        // No manifest (a dangling symlink included, as for fn.config.json).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
+        // Found by fuzzing: a manifest that is not UTF-8 (or is a folder, or a symlink loop) used to be ignored
+        // without a word, so its routes silently vanished. It is reported, naming the file, like fn.config.json.
+        Err(e) => {
+            problem(table, format!("cannot be read ({e})"));
+            return false;
+        }
+    };
     let parsed: serde_json::Value = match serde_json::from_str(&text) {
         Ok(v) => v,
         Err(e) => {
@@ -1162,6 +1185,23 @@ mod tests {
         let options = Options { ignore_dirs: vec!["GEN".into()], runtimes: Some(vec![Runtime::Node]), ..Options::default() };
         let found = discover_with(dir.path(), options).expect("discovers");
         assert_eq!(rows(&found), vec!["GET /keep/z -> node:keep/get.z.js", "GET /svc -> node:svc", "GET /svc/:wildcard* -> node:svc"]);
+    }
+
+    /// Found by the fuzzer (fuzz/corpus/discovery/crash-*): each used to publish a malformed route or nothing
+    /// without a word.
+    #[test]
+    fn fuzz_findings_stay_fixed() {
+        // A catch-all folder is not a catch-all in the middle of a route.
+        assert_eq!(table(&["[...slug]/x.py", "[...slug]/[...rest].py"]), Vec::<String>::new());
+        // A function named `handler` has no default route (it was `//:wildcard*`, a catch-all over the site).
+        assert_eq!(table(&["python/handler/main.py"]), Vec::<String>::new());
+        assert_eq!(table_with(&[("python/handler/main.py", "x"), ("python/handler/fn.config.json", r#"{"invoke":{"routes":["/h"]}}"#)]), vec!["GET /h -> python:handler"]);
+        // A manifest that is not UTF-8 is reported, naming the file.
+        let dir = tree(&["x.py"]);
+        fs::write(dir.path().join(MANIFEST), b"{\"routes\": {\"/a\": \"x.py\xff\"}}").expect("write");
+        let found = discover(dir.path()).expect("discovers");
+        let named = format!("{MANIFEST} in {}: cannot be read", dir.path().display());
+        assert!(found.warnings.iter().any(|w| w.starts_with(&named)), "{:?}", found.warnings);
     }
 
     #[test]

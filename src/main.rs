@@ -46,6 +46,8 @@ mod discover;
 mod doctor;
 mod fnconfig;
 mod frame;
+#[cfg(test)]
+mod fuzz;
 mod openapi;
 mod gateway;
 mod gobuild;
