@@ -181,7 +181,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<i32> {
             }
             _ = tokio::time::sleep(Duration::from_secs(1)) => {
                 process::reap_orphans(&owned);
-                rotate_nginx_logs(&run_dir, settings.log_max_bytes, gateway.pid);
+                rotate_nginx_logs(run_dir, settings.log_max_bytes, gateway.pid);
             }
         }
     };
