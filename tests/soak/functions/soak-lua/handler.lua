@@ -1,0 +1,3 @@
+return function(event)
+    return { hello = "world", runtime = "lua" }
+end

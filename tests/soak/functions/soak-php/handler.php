@@ -1,0 +1,4 @@
+<?php
+function handler($event) {
+    return ["hello" => "world", "runtime" => "php"];
+}
