@@ -136,8 +136,7 @@ pub fn command(args: &DoctorArgs) -> i32 {
     if args.json {
         println!("{}", to_json(&checks));
     } else {
-        let colour = std::io::IsTerminal::is_terminal(&std::io::stdout()) && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        print!("{}", to_text(&checks, colour));
+        print!("{}", to_text(&checks, crate::status::colour_wanted()));
     }
     exit_code(&checks)
 }
